@@ -1,0 +1,1 @@
+"""seilab.analysis."""

@@ -1,0 +1,424 @@
+"""``seilab analyze ce``: regressors of the per-cycle CE, their metrics, intervals and SHAP.
+
+Pipeline (all splits by simulation):
+
+1. load the campaign folder and build the data set (features by group, target ``ce_pct``);
+2. split simulations into train / calibration / test (``GroupShuffleSplit``, seeded);
+3. fit the four regressors on the train simulations and score them on train and test;
+4. split-conformal prediction intervals from the calibration simulations, with their measured
+   coverage on the test simulations;
+5. SHAP: the dense NN with the permutation explainer and XGBoost with TreeExplainer, on the same
+   sample of test rows; beeswarms per feature group and a mean |SHAP| ranking table.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seilab import schema
+from seilab.analysis.dataset import (
+    CEDataset,
+    build_ce_dataset,
+    load_campaign,
+    train_calib_test_split,
+)
+from seilab.analysis.regressors import (
+    MODEL_TITLES,
+    make_regressor,
+    regression_metrics,
+    resolve_models,
+)
+from seilab.analysis.uncertainty import ConformalRegressor, interval_coverage
+from seilab.errors import AnalysisError
+
+
+@dataclass
+class CESettings:
+    """Settings of the CE analysis (all recorded in ``summary.json``).
+
+    Attributes
+    ----------
+    groups
+        Feature groups (default: events, mobility, pairs).
+    include_cycle
+        Use ``cycle`` as a feature.
+    models
+        Regressors to train (default: all four).
+    test_size
+        Fraction of simulations in the test set.
+    calib_size
+        Fraction of the remaining simulations held out for conformal calibration.
+    alpha
+        Miscoverage of the prediction intervals (0.1: 90 % intervals).
+    seed
+        Seed of splits, models and SHAP sampling.
+    size
+        ``"full"`` (paper-size models) or ``"small"`` (fast; tests).
+    n_jobs
+        Threads for torch / XGBoost / Extra Trees.
+    shap_samples
+        Test rows explained by SHAP.
+    shap_background
+        Training rows of the SHAP background sample.
+    shap_permutations
+        Antithetic permutations per row for the model-agnostic explainer.
+    """
+
+    groups: tuple[str, ...] = ("events", "mobility", "pairs")
+    include_cycle: bool = True
+    models: tuple[str, ...] = tuple(MODEL_TITLES)
+    test_size: float = 0.2
+    calib_size: float = 0.2
+    alpha: float = 0.1
+    seed: int = 0
+    size: str = "full"
+    n_jobs: int = 2
+    shap_samples: int = 300
+    shap_background: int = 100
+    shap_permutations: int = 1
+
+
+@dataclass
+class CEResult:
+    """What :func:`run_ce_analysis` produced."""
+
+    out: Path
+    dataset: CEDataset
+    metrics: pd.DataFrame
+    ranking: pd.DataFrame
+    models: dict[str, Any]
+    conformal: dict[str, ConformalRegressor]
+    timings: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+class StepTimer:
+    """Times named steps and shows progress (rich status spinner) when ``show`` is true."""
+
+    def __init__(self, show: bool = True, log: Callable[[str], None] | None = None) -> None:
+        self.show = show
+        self.timings: dict[str, float] = {}
+        self._console = None
+        self._log = log
+        if show:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        if self._console is not None:
+            with self._console.status(f"{name} ..."):
+                yield
+        else:
+            yield
+        dt = time.perf_counter() - t0
+        self.timings[name] = dt
+        if self._console is not None:
+            self._console.log(f"{name}: {dt:.1f} s")
+        if self._log is not None:
+            self._log(f"{name}: {dt:.1f} s")
+
+
+def _write_table(df: pd.DataFrame, out: Path, stem: str, *, index: bool = False) -> list[Path]:
+    csv = out / f"{stem}.csv"
+    pqt = out / f"{stem}.parquet"
+    df.to_csv(csv, index=index)
+    df.to_parquet(pqt, index=index)
+    return [csv, pqt]
+
+
+def fit_regressor(name: str, est: Any, X: pd.DataFrame, y: pd.Series, groups: pd.Series) -> Any:
+    """Fit one regressor; the dense NN draws its early-stopping validation set by simulation."""
+    if name == "dense_nn":
+        return est.fit(X, y, groups=np.asarray(groups))
+    return est.fit(X, y)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape the results."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("seilab", "numpy", "pandas", "scikit-learn", "torch", "xgboost", "shap", "optuna"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            try:
+                out[pkg] = md.version(f"{pkg}-cpu")
+            except md.PackageNotFoundError:
+                out[pkg] = "not installed"
+    return out
+
+
+def run_ce_analysis(
+    folder: str | Path | None,
+    out: str | Path,
+    settings: CESettings | None = None,
+    *,
+    data: pd.DataFrame | None = None,
+    progress: bool = True,
+) -> CEResult:
+    """Run the CE analysis of a campaign folder and write every output to ``out``.
+
+    Parameters
+    ----------
+    folder
+        Campaign folder (see ``docs/schema.md``); ignored when ``data`` is given.
+    out
+        Output folder (created).
+    settings
+        Analysis settings (defaults: :class:`CESettings`).
+    data
+        A per-cycle data set already in memory (same schema), instead of a folder.
+    progress
+        Show progress and step times on stderr.
+
+    Returns
+    -------
+    CEResult
+        Metrics, ranking, fitted models, conformal wrappers, step timings and written files.
+
+    Notes
+    -----
+    Outputs: ``metrics.{csv,parquet}``, ``predictions.parquet`` (every row, every model, with
+    its interval), ``parity.png``, ``shap_<model>_<group>.png``, ``shap_ranking.{csv,parquet}``,
+    ``shap_ranking.png``, ``shap_values_<model>.parquet`` and ``summary.json``.
+    """
+    import torch
+
+    from seilab.analysis.explain import (
+        additivity_error,
+        explain_model,
+        explain_tree,
+        sample_rows,
+        shap_ranking,
+    )
+    from seilab.plotting import ce as plots
+
+    s = settings or CESettings()
+    models = resolve_models(s.models)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timer = StepTimer(show=progress)
+    torch.set_num_threads(max(1, min(2, s.n_jobs)))
+    files: list[Path] = []
+
+    with timer.step("dataset"):
+        source = str(folder) if data is None else "in-memory data"
+        if data is None:
+            if folder is None:
+                raise AnalysisError("no campaign folder given")
+            data = load_campaign(folder)
+        ds = build_ce_dataset(data, groups=s.groups, include_cycle=s.include_cycle, source=source)
+        split = train_calib_test_split(
+            ds.groups, test_size=s.test_size, calib_size=s.calib_size, seed=s.seed
+        )
+        X, y, g = ds.X, ds.y, ds.groups
+        Xtr, ytr, gtr = X.iloc[split.train], y.iloc[split.train], g.iloc[split.train]
+        Xte, yte = X.iloc[split.test], y.iloc[split.test]
+        yca = y.iloc[split.calib]
+        overlap = set(g.iloc[split.train]) & set(g.iloc[split.test])
+        assert not overlap, f"simulations in both train and test: {sorted(overlap)[:5]}"
+
+    fitted: dict[str, Any] = {}
+    conformal: dict[str, ConformalRegressor] = {}
+    rows = []
+    pred_table = pd.DataFrame(
+        {
+            schema.RUN_ID: g.to_numpy(),
+            schema.CYCLE: data_cycle(ds),
+            "split": split.labels(len(y)),
+            schema.TARGET: y,
+        }
+    )
+    panels: dict[str, dict[str, np.ndarray]] = {}
+    for name in models:
+        with timer.step(f"fit {name}"):
+            est = make_regressor(name, seed=s.seed, size=s.size, n_jobs=s.n_jobs)
+            t0 = time.perf_counter()
+            fit_regressor(name, est, Xtr, ytr, gtr)
+            fit_s = time.perf_counter() - t0
+        fitted[name] = est
+        p_all = np.asarray(est.predict(X), dtype=np.float64)
+        p_tr, p_te = p_all[split.train], p_all[split.test]
+        m_tr = regression_metrics(ytr, p_tr)
+        m_te = regression_metrics(yte, p_te)
+        row: dict[str, Any] = {"model": name, "title": MODEL_TITLES[name]}
+        row.update({f"train_{k}": v for k, v in m_tr.items()})
+        row.update({f"test_{k}": v for k, v in m_te.items()})
+        cr = ConformalRegressor(est, alpha=s.alpha)
+        if len(split.calib):
+            cr.quantile_ = _quantile_from(p_all[split.calib], yca.to_numpy(), s.alpha)
+            cr.n_calib_ = len(split.calib)
+        conformal[name] = cr
+        lo, hi = p_all - cr.quantile_, p_all + cr.quantile_
+        row.update(
+            {
+                "interval_level": 1 - s.alpha,
+                "interval_halfwidth": cr.quantile_,
+                "test_coverage": interval_coverage(yte, lo[split.test], hi[split.test])
+                if np.isfinite(cr.quantile_)
+                else np.nan,
+                "fit_s": fit_s,
+                "n_train_rows": len(split.train),
+                "n_calib_rows": len(split.calib),
+                "n_test_rows": len(split.test),
+            }
+        )
+        if name == "dense_nn":
+            row["epochs"] = est.n_epochs_
+        rows.append(row)
+        pred_table[f"pred_{name}"] = p_all
+        pred_table[f"lower_{name}"] = lo
+        pred_table[f"upper_{name}"] = hi
+        panels[name] = {
+            "y_train": ytr.to_numpy(),
+            "pred_train": p_tr,
+            "y_test": yte.to_numpy(),
+            "pred_test": p_te,
+        }
+
+    metrics = pd.DataFrame(rows).set_index("model")
+    files += _write_table(metrics.reset_index(), out, "metrics")
+    pred_path = out / "predictions.parquet"
+    pred_table.to_parquet(pred_path, index=False)
+    files.append(pred_path)
+    with timer.step("parity plot"):
+        files.append(plots.parity_grid(panels, metrics, out / "parity.png", titles=MODEL_TITLES))
+
+    # ------------------------------------------------------------------ SHAP
+    explanations: dict[str, Any] = {}
+    additivity: dict[str, float] = {}
+    explain_rows = sample_rows(Xte, s.shap_samples, seed=s.seed, groups=g.iloc[split.test])
+    background = sample_rows(Xtr, s.shap_background, seed=s.seed + 1, groups=gtr)
+    shap_models = [m for m in ("dense_nn", "xgboost") if m in fitted]
+    for name in shap_models:
+        with timer.step(f"SHAP {name}"):
+            if name == "xgboost":
+                expl = explain_tree(fitted[name], explain_rows)
+            else:
+                expl = explain_model(
+                    fitted[name],
+                    background,
+                    explain_rows,
+                    n_permutations=s.shap_permutations,
+                    seed=s.seed,
+                )
+        explanations[name] = expl
+        additivity[name] = additivity_error(expl, fitted[name].predict(explain_rows))
+        vals = pd.DataFrame(np.asarray(expl.values), columns=explain_rows.columns)
+        vals.insert(0, "row", explain_rows.index.to_numpy())
+        vals["base_value"] = np.asarray(expl.base_values).reshape(-1)
+        p = out / f"shap_values_{name}.parquet"
+        vals.to_parquet(p, index=False)
+        files.append(p)
+    ranking = pd.DataFrame()
+    if explanations:
+        ranking = shap_ranking(explanations, ds.feature_groups)
+        files += _write_table(ranking, out, "shap_ranking")
+        with timer.step("SHAP plots"):
+            files.append(plots.ranking_bars(ranking, out / "shap_ranking.png"))
+            for name, expl in explanations.items():
+                for grp in s.groups:
+                    cols = list(ds.feature_groups[grp])
+                    idx = [list(explain_rows.columns).index(c) for c in cols]
+                    files.append(
+                        plots.beeswarm(
+                            np.asarray(expl.values)[:, idx],
+                            explain_rows[cols].to_numpy(),
+                            cols,
+                            out / f"shap_{name}_{grp}.png",
+                            title=f"SHAP, {MODEL_TITLES[name]}: {GROUP_TITLES.get(grp, grp)}",
+                        )
+                    )
+
+    summary = {
+        "command": "seilab analyze ce",
+        "source": source,
+        "settings": asdict(s),
+        "dataset": {
+            "rows": len(y),
+            "rows_dropped_missing_target_or_feature": ds.n_dropped,
+            "simulations": ds.n_runs,
+            "features": ds.features,
+            "feature_groups": {k: list(v) for k, v in ds.feature_groups.items()},
+            "fingerprint": ds.fingerprint(),
+            "split": {
+                "method": "GroupShuffleSplit by run_id (test), then by run_id again (calibration)",
+                "train_simulations": int(g.iloc[split.train].nunique()),
+                "calib_simulations": int(g.iloc[split.calib].nunique()) if len(split.calib) else 0,
+                "test_simulations": int(g.iloc[split.test].nunique()),
+            },
+        },
+        "interval": {
+            "method": "split-conformal, absolute residuals, calibration simulations held out",
+            "level": 1 - s.alpha,
+        },
+        "shap": {
+            "explained_rows": len(explain_rows),
+            "background_rows": len(background),
+            "explainers": {
+                m: ("TreeExplainer" if m == "xgboost" else "PermutationExplainer")
+                for m in explanations
+            },
+            "max_additivity_error": additivity,
+        },
+        "metrics": json.loads(metrics.reset_index().to_json(orient="records")),
+        "timings_s": timer.timings,
+        "versions": versions(),
+    }
+    sp = out / "summary.json"
+    sp.write_text(json.dumps(summary, indent=2, default=str))
+    files.append(sp)
+    return CEResult(
+        out=out,
+        dataset=ds,
+        metrics=metrics,
+        ranking=ranking,
+        models=fitted,
+        conformal=conformal,
+        timings=timer.timings,
+        files=files,
+    )
+
+
+GROUP_TITLES = {
+    "events": "chemical-process events",
+    "mobility": "species mobility",
+    "pairs": "pair-bonding energies",
+    "cycle": "cycle",
+}
+
+
+def data_cycle(ds: CEDataset) -> np.ndarray:
+    """Cycle index of every row of a data set (NaN when ``cycle`` is not a feature)."""
+    if schema.CYCLE in ds.X.columns:
+        return ds.X[schema.CYCLE].to_numpy()
+    return np.asarray(ds.extra.get("cycle", np.full(len(ds.y), np.nan)))
+
+
+def _quantile_from(pred: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    from seilab.analysis.uncertainty import conformal_quantile
+
+    return conformal_quantile(y - pred, alpha)
+
+
+def parse_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """Split a comma-separated CLI value into a tuple (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)

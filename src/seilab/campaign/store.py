@@ -1,0 +1,332 @@
+"""The campaign folder: reading it (manifest, data set) and writing the manifest atomically.
+
+Layout (see ``docs/schema.md`` and ``docs/campaigns.md``)::
+
+    DIR/
+      campaign.toml          resolved campaign configuration
+      manifest.parquet       one row per run (written by the parent only, temp file + os.replace)
+      param_sets.json        the parameter sets of a ``file``/``sets`` design
+      runs/<run_id>.parquet  run tables (each written by its worker to a temporary name, then renamed)
+      .lock                  held (fcntl.flock) by the process running the campaign; holds its pid
+
+A run is finished if and only if ``runs/<run_id>.parquet`` exists and is readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seilab import schema
+from seilab.errors import AnalysisError
+
+#: Manifest columns written by seilab besides :data:`seilab.schema.MANIFEST_COLUMNS`, the
+#: ``e_pair_*_ev`` columns and the ``param.*`` columns.
+EXTRA_MANIFEST_COLUMNS: tuple[str, ...] = ("design_index", "replicate")
+#: Manifest schema-metadata key holding the campaign's sessions (JSON).
+MANIFEST_METADATA_KEY = b"seilab_campaign"
+#: Where a run file that exists but cannot be read is moved (never left among ``runs/``).
+QUARANTINE_DIR = "quarantine"
+LOCK_FILE = ".lock"
+PARAM_SETS_FILE = "param_sets.json"
+PARAM_PREFIX = "param."
+
+_BASE_TYPES: dict[str, pa.DataType] = {
+    "run_id": pa.string(),
+    "design_set": pa.string(),
+    "seed": pa.int64(),
+    "status": pa.string(),
+    "wall_s": pa.float64(),
+    "n_cycles": pa.int32(),
+    "end_reason": pa.string(),
+    "error": pa.string(),
+    "seilab_version": pa.string(),
+    "model_sha256": pa.string(),
+    "design_index": pa.int32(),
+    "replicate": pa.int32(),
+}
+
+
+def run_path(folder: str | Path, run_id: str) -> Path:
+    """Path of a run's file, ``DIR/runs/<run_id>.parquet``."""
+    return Path(folder) / schema.RUNS_DIR / f"{run_id}.parquet"
+
+
+def read_manifest(folder: str | Path) -> pd.DataFrame:
+    """Read the manifest of a campaign folder as a DataFrame (one row per run)."""
+    path = Path(folder) / schema.MANIFEST
+    if not path.is_file():
+        raise AnalysisError(f"{folder}: no {schema.MANIFEST}; not a campaign folder")
+    return pq.read_table(path).to_pandas()
+
+
+def read_run_metadata(path: str | Path) -> dict:
+    """Provenance of one run file (seed, model hash, parameters, version...)."""
+    md = pq.read_schema(path).metadata or {}
+    raw = md.get(schema.METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def load_dataset(
+    folder: str | Path, *, with_layers: bool = False, status: str = "done"
+) -> pd.DataFrame:
+    """Load the joined per-cycle data set of a campaign folder.
+
+    Parameters
+    ----------
+    folder
+        A campaign folder (``manifest.parquet`` + ``runs/*.parquet``).
+    with_layers
+        Keep the per-layer list columns (``layers_*``); they are large and dropped by default.
+    status
+        Only runs with this manifest status are loaded.  With ``"done"`` (the default), runs
+        whose file exists but that the manifest still lists as pending (a campaign that is
+        running or was killed) are loaded too, since a run file is only ever complete.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (run, cycle): ``run_id``, the run table's columns, and the manifest's
+        columns that the run table does not already carry (``design_set``, ``seed``,
+        ``status``, ``wall_s``, ``param.*``, ...).
+    """
+    folder = Path(folder)
+    man = read_manifest(folder)
+    if "status" in man:
+        keep = man["status"] == status
+        if status == "done":
+            keep |= man["run_id"].map(lambda r: run_path(folder, r).is_file()).astype(bool)
+        man = man[keep]
+    frames = []
+    for run_id in man["run_id"]:
+        path = run_path(folder, run_id)
+        if not path.is_file():
+            continue
+        cols = None
+        if not with_layers:
+            names = pq.read_schema(path).names
+            cols = [c for c in names if not c.startswith("layers_")]
+        df = pq.read_table(path, columns=cols).to_pandas()
+        if schema.RUN_ID in df.columns:
+            df = df.drop(columns=[schema.RUN_ID])
+        df.insert(0, schema.RUN_ID, run_id)
+        frames.append(df)
+    if not frames:
+        raise AnalysisError(f"{folder}: no finished runs to load")
+    data = pd.concat(frames, ignore_index=True)
+    extra = [c for c in man.columns if c not in data.columns or c == schema.RUN_ID]
+    data = data.merge(man[extra], on=schema.RUN_ID, how="left")
+    if "status" in data.columns and status == "done":
+        data["status"] = "done"
+    return data
+
+
+# ------------------------------------------------------------------------------ writing
+def infer_param_type(values: Iterable[Any]) -> pa.DataType:
+    """Arrow type of a ``param.*`` column from the values of the runs (None ignored)."""
+    vals = [v for v in values if v is not None]
+    if vals and all(isinstance(v, bool) for v in vals):
+        return pa.bool_()
+    if vals and all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        return pa.int64()
+    if vals and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+        return pa.float64()
+    return pa.string()
+
+
+def coerce_param(value: Any, typ: pa.DataType) -> Any:
+    """A value converted for a column of type ``typ`` (None when it does not fit)."""
+    if value is None:
+        return None
+    if pa.types.is_boolean(typ):
+        return value if isinstance(value, bool) else None
+    if pa.types.is_integer(typ):
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if pa.types.is_floating(typ):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def manifest_schema(
+    pairs: Sequence[str], param_types: Mapping[str, pa.DataType] | None = None
+) -> pa.Schema:
+    """The manifest's explicit Arrow schema.
+
+    Columns: :data:`seilab.schema.MANIFEST_COLUMNS`, :data:`EXTRA_MANIFEST_COLUMNS`, one
+    ``e_pair_*_ev`` (float64) per pair, then ``param.<key>`` per other varied model key.
+    """
+    cols = [*schema.MANIFEST_COLUMNS, *EXTRA_MANIFEST_COLUMNS]
+    fields = [pa.field(c, _BASE_TYPES[c], nullable=c != "run_id") for c in cols]
+    fields += [pa.field(schema.pair_column(p), pa.float64()) for p in pairs]
+    fields += [pa.field(f"{PARAM_PREFIX}{k}", t) for k, t in (param_types or {}).items()]
+    return pa.schema(fields)
+
+
+def manifest_table(
+    records: Sequence[Mapping[str, Any]],
+    schema_: pa.Schema,
+    metadata: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Build the manifest table from run records (dicts keyed by column name)."""
+    arrays = [pa.array([r.get(f.name) for r in records], type=f.type) for f in schema_]
+    table = pa.Table.from_arrays(arrays, schema=schema_)
+    if metadata is not None:
+        table = table.replace_schema_metadata(
+            {MANIFEST_METADATA_KEY: json.dumps(metadata).encode()}
+        )
+    return table
+
+
+def atomic_write_parquet(table: pa.Table, path: str | Path) -> Path:
+    """Write Parquet to ``.<name>.tmp-<pid>`` beside ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write a text file via a temporary file and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_manifest(
+    folder: str | Path,
+    records: Sequence[Mapping[str, Any]],
+    schema_: pa.Schema,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``DIR/manifest.parquet`` atomically (parent process only)."""
+    return atomic_write_parquet(
+        manifest_table(records, schema_, metadata), Path(folder) / schema.MANIFEST
+    )
+
+
+def read_manifest_metadata(folder: str | Path) -> dict[str, Any]:
+    """The campaign metadata (sessions) stored in the manifest's schema metadata."""
+    path = Path(folder) / schema.MANIFEST
+    md = pq.read_schema(path).metadata or {}
+    raw = md.get(MANIFEST_METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def record_from_run_file(path: str | Path) -> dict[str, Any]:
+    """Manifest fields of a finished run recovered from its file (footer and provenance).
+
+    Raises
+    ------
+    OSError, pyarrow.ArrowInvalid, ValueError
+        When the file cannot be read.
+    """
+    meta = pq.read_metadata(path)
+    md = read_run_metadata(path)
+    return {
+        "status": "done",
+        "n_cycles": int(meta.num_rows),
+        "wall_s": md.get("wall_s"),
+        "end_reason": md.get("end_reason"),
+        "error": None,
+        "seilab_version": md.get("seilab_version"),
+        "model_sha256": md.get("model_sha256"),
+        "seed": md.get("seed"),
+    }
+
+
+# ------------------------------------------------------------------------------ status
+def lock_owner(folder: str | Path) -> int | None:
+    """Pid of the live process that last locked the folder, else None (no lock is taken)."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def campaign_status(folder: str | Path) -> dict[str, Any]:
+    """Summary of a campaign folder.
+
+    Returns
+    -------
+    dict
+        ``folder``, ``n_runs``, ``counts`` (by status, counting a run whose file exists as
+        done), ``in_manifest_pending_with_file``, ``end_reasons``, ``run_wall_s`` (sum over
+        finished runs), ``elapsed_s`` (wall time of all sessions), ``sessions``,
+        ``running_pid``, ``failures`` (``[{run_id, error}]``), ``config`` (``campaign.toml``).
+    """
+    import tomllib
+
+    folder = Path(folder)
+    if not (folder / schema.MANIFEST).is_file():
+        raise AnalysisError(f"{folder}: no {schema.MANIFEST}; not a campaign folder")
+    man = read_manifest(folder)
+    status = man["status"].astype(object).to_numpy().copy()
+    has_file = man["run_id"].map(lambda r: run_path(folder, r).is_file()).to_numpy(bool)
+    late = (status != "done") & has_file
+    status[late] = "done"
+    counts = Counter({"done": 0, "failed": 0, "pending": 0})
+    counts.update(status.tolist())
+    done_rows = man[(man["status"] == "done")]
+    failed = man[status == "failed"]
+    meta = read_manifest_metadata(folder)
+    sessions = meta.get("sessions", [])
+    cfg: dict[str, Any] = {}
+    cfg_path = folder / schema.CAMPAIGN_CONFIG
+    if cfg_path.is_file():
+        try:
+            cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            cfg = {}
+    return {
+        "folder": str(folder),
+        "n_runs": int(len(man)),
+        "counts": dict(counts),
+        "in_manifest_pending_with_file": int(late.sum()),
+        "end_reasons": {
+            str(k): int(v) for k, v in done_rows["end_reason"].value_counts(dropna=True).items()
+        },
+        "run_wall_s": float(done_rows["wall_s"].sum(skipna=True)) if len(done_rows) else 0.0,
+        "elapsed_s": float(sum(s.get("wall_s", 0.0) or 0.0 for s in sessions)),
+        "sessions": sessions,
+        "running_pid": lock_owner(folder),
+        "failures": [
+            {"run_id": str(r), "error": None if pd.isna(e) else str(e)}
+            for r, e in zip(failed["run_id"], failed["error"], strict=True)
+        ],
+        "config": cfg,
+    }
