@@ -218,6 +218,9 @@ def _frag_base_rate(i, occ, cnt, c2, INT, ip, fp):
 @njit(cache=True)
 def _refresh_weights(j, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc):
     o = occ[j]
+    # an empty site carries no rate: nothing to do unless it still holds an old one
+    if o == EMPTY and tdis[size + j] == 0.0 and tdiff[size + j] == 0.0 and not (flags[j] & F_ACTIVE):
+        return
     # discharge: strip + hop of a free metal atom at the surface
     w = 0.0
     if o == METAL and chg[j] == 0 and cnt[j, BACKGROUND] >= 1 and cnt[j, METAL] <= ip[IP_MAX_STRIP_LI]:
