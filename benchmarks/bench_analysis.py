@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=150)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--surrogate", default="dense_nn")
-    ap.add_argument("--keep", type=Path, default=None, help="Keep the data and outputs in this folder.")
+    ap.add_argument("--surrogate", default="xgboost")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="Keep the data and outputs in this folder."
+    )
     args = ap.parse_args(argv)
 
     from seilab.analysis.ce import CESettings, run_ce_analysis
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     t_write = time.perf_counter() - t0
 
     t_all = time.perf_counter()
-    ce = run_ce_analysis(camp, base / "ce", CESettings(seed=args.seed, n_jobs=args.jobs), progress=False)
+    ce = run_ce_analysis(
+        camp, base / "ce", CESettings(seed=args.seed, n_jobs=args.jobs), progress=False
+    )
     t_ce = time.perf_counter() - t_all
     t1 = time.perf_counter()
     bo = run_optimization(
@@ -62,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     t_bo = time.perf_counter() - t1
     total = time.perf_counter() - t_all
 
-    print(f"data set: {args.runs} runs x {args.cycles} cycles = {len(ce.dataset.y)} rows, "
-          f"{len(ce.dataset.features)} features (synthetic campaign written in {t_write:.1f} s, not counted)")
+    print(
+        f"data set: {args.runs} runs x {args.cycles} cycles = {len(ce.dataset.y)} rows, "
+        f"{len(ce.dataset.features)} features (synthetic campaign written in {t_write:.1f} s, not counted)"
+    )
     print("\nseilab analyze ce")
     for k, v in ce.timings.items():
         print(f"  {k:<28s} {v:7.1f} s")
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in bo.timings.items():
         print(f"  {k:<28s} {v:7.1f} s")
     print(f"  {'total':<28s} {t_bo:7.1f} s")
-    print(f"\nwhole CE analysis: {total:.1f} s ({'within' if total <= 300 else 'OVER'} the 5 min target)")
+    print(
+        f"\nwhole CE analysis: {total:.1f} s ({'within' if total <= 300 else 'OVER'} the 5 min target)"
+    )
     cols = ["test_rmse", "test_r2", "train_r2", "interval_halfwidth", "test_coverage", "fit_s"]
     print("\n" + ce.metrics[cols].round(3).to_string())
     s = bo.summary

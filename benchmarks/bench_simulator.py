@@ -32,8 +32,13 @@ print(json.dumps({"import_s": t1 - t0, "sim_s": t2 - t1, "events": events, "hops
 
 
 def run(box, cycles, seed, env=None):
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(box), str(cycles), str(seed)],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(box), str(cycles), str(seed)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -42,7 +47,9 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--big", action="store_true")
-    ap.add_argument("--cold", action="store_true", help="measure compile time with an empty Numba cache")
+    ap.add_argument(
+        "--cold", action="store_true", help="measure compile time with an empty Numba cache"
+    )
     args = ap.parse_args()
     if args.cold:
         import os
@@ -51,18 +58,26 @@ def main() -> None:
         env = dict(os.environ, NUMBA_CACHE_DIR=tempfile.mkdtemp())
         t = time.perf_counter()
         r = run([4, 4, 16], 1, 0, env)
-        print(f"cold start (compile, 1 cycle of 4x4x16): {time.perf_counter() - t:.1f} s (sim {r['sim_s']:.1f} s)")
+        print(
+            f"cold start (compile, 1 cycle of 4x4x16): {time.perf_counter() - t:.1f} s (sim {r['sim_s']:.1f} s)"
+        )
     run([4, 4, 16], 1, 0)  # warm the cache
     rs = [run([10, 10, 40], args.cycles, s) for s in range(args.repeats)]
     sims = [r["sim_s"] for r in rs]
     ev = sum(r["events"] + r["hops"] for r in rs) / sum(sims)
     print(f"default box 10x10x40, {args.cycles} cycles, {args.repeats} seeds:")
-    print(f"  median {statistics.median(sims):.2f} s per simulation (min {min(sims):.2f}, max {max(sims):.2f})")
-    print(f"  {ev:,.0f} events/s (reactions + fragment hops), reactions per run {statistics.mean(r['events'] for r in rs):,.0f}, hops per run {statistics.mean(r['hops'] for r in rs):,.0f}")
+    print(
+        f"  median {statistics.median(sims):.2f} s per simulation (min {min(sims):.2f}, max {max(sims):.2f})"
+    )
+    print(
+        f"  {ev:,.0f} events/s (reactions + fragment hops), reactions per run {statistics.mean(r['events'] for r in rs):,.0f}, hops per run {statistics.mean(r['hops'] for r in rs):,.0f}"
+    )
     print(f"  peak memory {max(r['peak_mb'] for r in rs):.0f} MB")
     if args.big:
         r = run([40, 40, 160], args.cycles, 0)
-        print(f"paper literal box 40x40x160 (4.1 M sites), {args.cycles} cycles: {r['sim_s']:.1f} s, peak {r['peak_mb']:.0f} MB")
+        print(
+            f"paper literal box 40x40x160 (4.1 M sites), {args.cycles} cycles: {r['sim_s']:.1f} s, peak {r['peak_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

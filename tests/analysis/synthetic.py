@@ -310,14 +310,16 @@ def synthetic_run_table(
 
 
 def _write_run(path: Path, df: pd.DataFrame, meta: dict) -> None:
+    kinds = {"i": {4: pa.int32(), 8: pa.int64()}, "f": {8: pa.float64()}}
     fields = []
     for c in df.columns:
+        dt = df[c].dtype
         if c.startswith("layers_"):
             fields.append(pa.field(c, pa.list_(pa.int32())))
+        elif dt.kind in kinds:
+            fields.append(pa.field(c, kinds[dt.kind][dt.itemsize]))
         else:
-            fields.append(
-                pa.field(c, pa.Schema.from_pandas(df[[c]], preserve_index=False).field(c).type)
-            )
+            fields.append(pa.field(c, pa.string()))
     table = pa.Table.from_pandas(df, schema=pa.schema(fields), preserve_index=False)
     table = table.replace_schema_metadata({schema.METADATA_KEY: json.dumps(meta).encode()})
     tmp = path.with_suffix(".parquet.tmp")

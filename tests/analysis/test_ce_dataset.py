@@ -72,7 +72,9 @@ def test_missing_column_is_named(make_campaign):
 def test_unknown_group_and_too_few_runs():
     with pytest.raises(AnalysisError, match="allowed: events, mobility, pairs"):
         build_ce_dataset(pd.DataFrame(), groups="events,chemistry")
-    df = pd.DataFrame({schema.RUN_ID: ["a", "a", "b"], schema.TARGET: [90.0, 91.0, 92.0], schema.CYCLE: [1, 2, 1]})
+    df = pd.DataFrame(
+        {schema.RUN_ID: ["a", "a", "b"], schema.TARGET: [90.0, 91.0, 92.0], schema.CYCLE: [1, 2, 1]}
+    )
     for c in schema.PAIR_COLUMNS:
         df[c] = 0.5
     with pytest.raises(AnalysisError, match="at least 4"):

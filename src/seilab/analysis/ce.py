@@ -83,8 +83,8 @@ class CESettings:
     seed: int = 0
     size: str = "full"
     n_jobs: int = 2
-    shap_samples: int = 300
-    shap_background: int = 100
+    shap_samples: int = 200
+    shap_background: int = 50
     shap_permutations: int = 1
 
 

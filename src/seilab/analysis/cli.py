@@ -35,8 +35,8 @@ def analyze_ce_cmd(
     seed: int = typer.Option(0, help="Seed of splits, models and SHAP sampling."),
     size: str = typer.Option("full", help="Model size: full (paper) or small (quick look)."),
     jobs: int = typer.Option(2, "--jobs", "-j", help="Threads for torch / XGBoost / Extra Trees."),
-    shap_samples: int = typer.Option(300, help="Test rows explained by SHAP."),
-    shap_background: int = typer.Option(100, help="Training rows in the SHAP background sample."),
+    shap_samples: int = typer.Option(200, help="Test rows explained by SHAP."),
+    shap_background: int = typer.Option(50, help="Training rows in the SHAP background sample."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train the four CE regressors, score them, add intervals, and explain them with SHAP."""
@@ -97,7 +97,7 @@ def optimize_cmd(
     study_name: str = typer.Option("seilab-ce-bo", help="Study name inside OUT/optuna.db."),
     startup: int = typer.Option(10, help="Random startup trials before TPE."),
     surrogate: str = typer.Option(
-        "dense_nn", help="Surrogate regressor: dense_nn, xgboost, extra_trees, mlp."
+        "xgboost", help="Surrogate regressor: xgboost, dense_nn (the paper's), extra_trees, mlp."
     ),
     size: str = typer.Option("full", help="Surrogate size: full or small."),
     jobs: int = typer.Option(2, "--jobs", "-j", help="Threads."),

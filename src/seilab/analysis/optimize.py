@@ -197,8 +197,9 @@ def fit_surrogate(
     Returns
     -------
     CESurrogate
-        The surrogate, refitted on the train and calibration simulations after the held-out
-        scores were measured (the interval half-width comes from the calibration simulations).
+        The surrogate, fitted on the training simulations; the interval half-width comes from
+        the calibration simulations and the scores from the test simulations (never refitted,
+        so the conformal guarantee applies to the returned model).
     """
     from seilab.analysis.dataset import train_calib_test_split
     from seilab.analysis.regressors import make_regressor, regression_metrics
@@ -254,10 +255,8 @@ def fit_surrogate(
     cover = float(np.mean(np.abs(yt - pt) <= q)) if np.isfinite(q) else math.nan
     row_metrics = regression_metrics(y.iloc[split.test], est.predict(X.iloc[split.test]))
     run_metrics = regression_metrics(yt, pt)
-    # Final surrogate: all train + calibration simulations (the test simulations stay unseen).
-    final = _fit(np.sort(np.concatenate([split.train, split.calib])))
     return CESurrogate(
-        estimator=final,
+        estimator=est,
         model=model,
         cycles=cyc,
         quantile=q,
@@ -667,7 +666,7 @@ def run_optimization(
     top_k: int = 5,
     ranking: str | Path | None = None,
     settings: BOSettings | None = None,
-    surrogate_model: str = "dense_nn",
+    surrogate_model: str = "xgboost",
     size: str = "full",
     n_jobs: int = 2,
     alpha: float = 0.1,

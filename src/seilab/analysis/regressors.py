@@ -203,6 +203,12 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
             opt = torch.optim.Adam(
                 net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
             )
+            if self.lr_schedule not in ("cosine", "constant"):
+                raise ValueError(
+                    f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+                )
+            n_ep = max(1, int(self.max_epochs))
+            lr_min = self.learning_rate / 20.0
             Xt = torch.from_numpy(Xs)
             yt = torch.from_numpy(ys_arr)
             Xv, yv = Xt[va], yt[va]
@@ -219,6 +225,13 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
             tr_t = torch.from_numpy(tr)
             epoch = 0
             for epoch in range(1, int(self.max_epochs) + 1):
+                if self.lr_schedule == "cosine":
+                    frac = (epoch - 1) / max(1, n_ep - 1)
+                    lr = lr_min + 0.5 * (self.learning_rate - lr_min) * (
+                        1 + math.cos(math.pi * frac)
+                    )
+                    for pg in opt.param_groups:
+                        pg["lr"] = lr
                 net.train()
                 order = tr_t[torch.randperm(len(tr_t), generator=gen)]
                 total = 0.0
@@ -327,10 +340,10 @@ def make_regressor(name: str, *, seed: int = 0, size: str = "full", n_jobs: int 
     if name == "dense_nn":
         return DenseNNRegressor(
             hidden_layer_sizes=(64, 32, 16) if small else (512, 256, 128),
-            learning_rate=3e-3 if small else 1e-3,
-            batch_size=128 if small else 512,
-            max_epochs=60 if small else 150,
-            patience=8 if small else 12,
+            learning_rate=3e-3 if small else 2e-3,
+            batch_size=64 if small else 1024,
+            max_epochs=60 if small else 40,
+            patience=10 if small else 8,
             validation_fraction=0.1,
             random_state=seed,
             n_threads=min(2, n_jobs),
@@ -339,13 +352,13 @@ def make_regressor(name: str, *, seed: int = 0, size: str = "full", n_jobs: int 
         from sklearn.neural_network import MLPRegressor
 
         mlp = MLPRegressor(
-            hidden_layer_sizes=(32, 16) if small else (256, 128),
+            hidden_layer_sizes=(32, 16) if small else (128, 64),
             learning_rate_init=3e-3 if small else 1e-3,
-            batch_size=128 if small else 256,
-            max_iter=80 if small else 200,
+            batch_size=64 if small else 512,
+            max_iter=80 if small else 60,
             early_stopping=True,
             validation_fraction=0.1,
-            n_iter_no_change=8 if small else 12,
+            n_iter_no_change=8,
             random_state=seed,
         )
         return TransformedTargetRegressor(
@@ -355,9 +368,9 @@ def make_regressor(name: str, *, seed: int = 0, size: str = "full", n_jobs: int 
         from xgboost import XGBRegressor
 
         return XGBRegressor(
-            n_estimators=80 if small else 400,
+            n_estimators=80 if small else 300,
             max_depth=4 if small else 6,
-            learning_rate=0.1 if small else 0.05,
+            learning_rate=0.1 if small else 0.08,
             subsample=0.8,
             colsample_bytree=0.8,
             tree_method="hist",
@@ -368,7 +381,7 @@ def make_regressor(name: str, *, seed: int = 0, size: str = "full", n_jobs: int 
         from sklearn.ensemble import ExtraTreesRegressor
 
         return ExtraTreesRegressor(
-            n_estimators=40 if small else 150,
+            n_estimators=40 if small else 100,
             max_features=0.5,
             min_samples_leaf=2,
             n_jobs=n_jobs,

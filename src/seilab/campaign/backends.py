@@ -4,8 +4,8 @@
     ``concurrent.futures.ProcessPoolExecutor`` with ``workers`` processes started by the
     ``forkserver`` method (``spawn`` where it is unavailable): workers start from a clean
     interpreter, inherit neither the parent's threads nor its open files (so not the campaign
-    lock), and their initializer sets the worker environment
-    (:func:`seilab.campaign.task.prepare_worker_env`).
+    lock), and their initializer (:func:`seilab.campaign.task.init_pool_worker`) sets the
+    worker environment and ends the worker if the campaign process dies.
 ``dask``
     ``distributed.Client(ADDRESS).get_executor()`` for an existing scheduler (``--scheduler``);
     without an address, a ``LocalCluster(n_workers=workers, threads_per_worker=1,
@@ -99,7 +99,10 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=_mp_context(), initializer=task_mod.prepare_worker_env
+        max_workers=workers,
+        mp_context=_mp_context(),
+        initializer=task_mod.init_pool_worker,
+        initargs=(os.getpid(),),
     )
 
 

@@ -267,15 +267,9 @@ def lock_owner(folder: str | Path) -> int | None:
         pid = int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         return None
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    from seilab.campaign.task import process_alive
+
+    return pid if pid > 0 and process_alive(pid) else None
 
 
 def campaign_status(folder: str | Path) -> dict[str, Any]:

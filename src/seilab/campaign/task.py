@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -172,6 +173,44 @@ def prepare_worker_env() -> None:
         except Exception:  # noqa: BLE001 - best effort; the defaults still work
             pass
     _PREPARED = True
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill()
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _watch_parent(pid: int, interval_s: float) -> None:
+    while True:
+        time.sleep(interval_s)
+        if not process_alive(pid):
+            os._exit(70)  # the campaign process is gone: nobody will collect our result
+
+
+def init_pool_worker(parent_pid: int, interval_s: float = 0.5) -> None:
+    """Initializer of the process-pool workers.
+
+    Prepares the environment (:func:`prepare_worker_env`) and starts a daemon thread that ends
+    the worker when the campaign process ``parent_pid`` dies (e.g. ``kill -9``): pool workers
+    are children of the forkserver, not of the campaign, and would otherwise wait forever for
+    work that never comes.  A run in flight is lost (its temporary file is removed by the next
+    session), as documented.
+    """
+    prepare_worker_env()
+    threading.Thread(
+        target=_watch_parent, args=(int(parent_pid), interval_s), daemon=True,
+        name="seilab-parent-watch",
+    ).start()
 
 
 def format_error(exc: BaseException) -> str:
