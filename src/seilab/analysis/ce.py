@@ -196,8 +196,6 @@ def run_ce_analysis(
     its interval), ``parity.png``, ``shap_<model>_<group>.png``, ``shap_ranking.{csv,parquet}``,
     ``shap_ranking.png``, ``shap_values_<model>.parquet`` and ``summary.json``.
     """
-    import torch
-
     from seilab.analysis.explain import (
         additivity_error,
         explain_model,
@@ -212,7 +210,6 @@ def run_ce_analysis(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = StepTimer(show=progress)
-    torch.set_num_threads(max(1, min(2, s.n_jobs)))
     files: list[Path] = []
 
     with timer.step("dataset"):

@@ -104,6 +104,15 @@ def optimize_cmd(
     verify: int = typer.Option(0, help="Simulate the N best proposals and the DFT defaults."),
     replicates: int = typer.Option(3, help="Replicate seeds per verified parameter set."),
     rounds: int = typer.Option(1, help="Verification rounds (results fed back between rounds)."),
+    sim_model: str = typer.Option(
+        "paper", help="Model of the verification simulations (name or TOML)."
+    ),
+    sim_cycles: int | None = typer.Option(
+        None, help="Cycles per verification simulation (default: the model's)."
+    ),
+    sim_workers: int | None = typer.Option(
+        None, help="Parallel simulation workers (default: the campaign's)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Bayesian optimisation (Optuna TPE) of pair energies on a CE surrogate, optionally verified."""
@@ -126,6 +135,12 @@ def optimize_cmd(
         verify=verify,
         replicates=replicates,
         rounds=rounds,
+        simulator_options={
+            "base_model": sim_model,
+            "cycles": sim_cycles,
+            "workers": sim_workers,
+            "seed": seed,
+        },
         progress=not quiet,
     )
     s = res.summary

@@ -537,8 +537,14 @@ def best_proposals(
 
 
 # ---------------------------------------------------------------------- verification
-def campaign_runner() -> RunSpecs:
-    """The campaign machinery's runner ``seilab.campaign.run_param_sets`` (if available).
+def campaign_runner(**options: Any) -> RunSpecs:
+    """The campaign machinery's runner ``seilab.campaign.run_param_sets`` as a ``run_specs``.
+
+    Parameters
+    ----------
+    **options
+        Keyword options of ``run_param_sets`` (``cycles``, ``workers``, ``base_model``,
+        ``seed``, ...); ``None`` values are left out.
 
     Raises
     ------
@@ -547,12 +553,17 @@ def campaign_runner() -> RunSpecs:
     """
     try:
         from seilab.campaign import run_param_sets  # type: ignore[attr-defined]
-    except ImportError:
+    except ImportError as exc:
         raise AnalysisError(
             "campaign runner unavailable: --verify needs seilab.campaign.run_param_sets"
-            "(param_sets, replicates, out_dir) -> DataFrame[spec, seed, ce_mean_pct]"
+            f"(param_sets, replicates, out_dir) -> DataFrame[spec, ce_mean_pct] ({exc})"
         ) from None
-    return run_param_sets
+    kwargs = {k: v for k, v in options.items() if v is not None}
+
+    def run_specs(specs: list[dict[str, float]], replicates: int, out_dir: Path) -> pd.DataFrame:
+        return run_param_sets(specs, replicates, out_dir, **kwargs)
+
+    return run_specs
 
 
 def _simulated_column(df: pd.DataFrame) -> str:
@@ -569,14 +580,16 @@ def simulate(
 ) -> pd.DataFrame:
     """Run (or reuse) the simulator on parameter sets; per-spec replicate statistics.
 
-    The raw per-run table is kept in ``out_dir/results.parquet`` together with the specs, so a
-    re-run with the same specs reuses it.
+    ``run_specs`` writes its campaign folder to ``out_dir/campaign``; the per-run table it returns
+    is kept in ``out_dir/results.parquet`` together with the specs, so a re-run with the same
+    specs reuses it.
 
     Returns
     -------
     pandas.DataFrame
         One row per spec: ``spec``, ``simulated_ce_pct`` (replicate mean), ``simulated_std``,
-        ``simulated_sem``, ``simulated_min``, ``simulated_max``, ``replicates``.
+        ``simulated_sem``, ``simulated_min``, ``simulated_max``, ``replicates`` (runs with a
+        CE), ``runs_failed`` (runs without one: failed or no charge).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / "results.parquet"
@@ -592,7 +605,7 @@ def simulate(
     ):
         raw = pd.read_parquet(cache)
     else:
-        raw = run_specs(specs, replicates, out_dir)
+        raw = run_specs(specs, replicates, out_dir / "campaign")
         if not isinstance(raw, pd.DataFrame) or "spec" not in raw.columns:
             raise AnalysisError(
                 "run_specs must return a DataFrame with a 'spec' column (index into the specs)"
@@ -608,6 +621,7 @@ def simulate(
             "simulated_min": g.min(),
             "simulated_max": g.max(),
             "replicates": g.count(),
+            "runs_failed": g.size() - g.count(),
         }
     )
     stats["simulated_sem"] = stats["simulated_std"] / np.sqrt(stats["replicates"])
@@ -637,7 +651,11 @@ def _tell_verified(study, params: Sequence[str], rows: pd.DataFrame, round_: int
             "simulated_std", float(r["simulated_std"]) if np.isfinite(r["simulated_std"]) else None
         )
         t.set_user_attr("predicted_ce_pct", float(r["predicted_ce_pct"]))
-        study.tell(t, float(r["simulated_ce_pct"]))
+        value = float(r["simulated_ce_pct"])
+        if np.isfinite(value):
+            study.tell(t, value)
+        else:  # every replicate failed: record the attempt, without a value
+            study.tell(t, state=optuna.trial.TrialState.FAIL)
 
 
 # ---------------------------------------------------------------------- the command
@@ -674,6 +692,7 @@ def run_optimization(
     replicates: int = 3,
     rounds: int = 1,
     run_specs: RunSpecs | None = None,
+    simulator_options: Mapping[str, Any] | None = None,
     data: pd.DataFrame | None = None,
     progress: bool = True,
 ) -> OptimizeResult:
@@ -711,7 +730,10 @@ def run_optimization(
         with the verified results (ask/tell) and searched again.
     run_specs
         Simulator callable ``(param_sets, replicates, out_dir) -> DataFrame[spec, seed,
-        ce_mean_pct]``; default: :func:`campaign_runner`.
+        ce_mean_pct]``; default: :func:`campaign_runner` with ``simulator_options``.
+    simulator_options
+        Options of ``seilab.campaign.run_param_sets`` (``cycles``, ``workers``, ``base_model``,
+        ``seed``) for the default runner.
     data
         Per-cycle data in memory instead of ``folder``.
     progress
@@ -731,7 +753,7 @@ def run_optimization(
     resolve_models([surrogate_model])
     chosen = resolve_pairs(params) if params is not None else None  # validate names before any work
     if verify and run_specs is None:
-        run_specs = campaign_runner()  # fail early, before the expensive steps
+        run_specs = campaign_runner(**dict(simulator_options or {}))  # fail early
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = StepTimer(show=progress)
@@ -1015,7 +1037,7 @@ def verify_loop(
         done += [p["energies"] for p in props]
         if r + 1 < rounds:
             try:
-                extra = load_dataset(rdir)
+                extra = load_dataset(rdir / "campaign")
                 extra = extra.assign(
                     **{schema.RUN_ID: f"verify{r}-" + extra[schema.RUN_ID].astype(str)}
                 )
@@ -1072,8 +1094,13 @@ def verification_verdict(report: pd.DataFrame) -> dict[str, Any]:
     if len(props) == 0 or len(dft) == 0:
         out["holds"] = None
         return out
-    best = props.sort_values("simulated_ce_pct", ascending=False).iloc[0]
+    ok = props[np.isfinite(props["simulated_ce_pct"])]
     d = dft.iloc[0]
+    if len(ok) == 0 or not np.isfinite(d["simulated_ce_pct"]):
+        out["holds"] = None
+        out["note"] = "no simulated CE for the proposals or for the DFT defaults (runs failed)"
+        return out
+    best = ok.sort_values("simulated_ce_pct", ascending=False).iloc[0]
     se = math.sqrt(
         np.nan_to_num(best["simulated_sem"]) ** 2 + np.nan_to_num(d["simulated_sem"]) ** 2
     )
