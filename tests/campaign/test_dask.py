@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_BOX, TINY_CYCLES, TINY_SET
+from campaign_common import TINY_BOX, TINY_CYCLES, TINY_SET
 
 from seilab.campaign import CampaignConfig, read_manifest, run_campaign
 

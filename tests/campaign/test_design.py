@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_ARGS, cli
+from campaign_common import TINY_ARGS, cli
 
 from seilab import schema
 from seilab.campaign import CampaignConfig, plan_campaign
@@ -173,3 +173,17 @@ def test_config_file_and_identity(tmp_path: Path):
     p.write_text("[campaign]\ndesgin = 'oat'\n")
     with pytest.raises(CampaignError, match="unknown key 'desgin'"):
         read_config_file(p)
+
+
+def test_dry_run_prints_plan_and_writes_nothing(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from seilab.campaign.cli import app
+
+    out = tmp_path / "camp"
+    res = CliRunner().invoke(app, ["run", "--out", str(out), "--design", "sobol", "--n", "8",
+                                   "--replicates", "2", "--dry-run", *TINY_ARGS])
+    assert res.exit_code == 0, res.output
+    assert "design sobol: 16 runs (sobol 16), 2 replicate(s)" in res.output
+    assert "sobol-00000-r1" in res.output
+    assert not out.exists()

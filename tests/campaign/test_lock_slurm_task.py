@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_ARGS, cli
+from campaign_common import TINY_ARGS, cli
 
 from seilab.campaign.backends import SLURM_PROLOGUE, slurm_job_script
 from seilab.campaign.config import read_config_file
@@ -78,6 +78,15 @@ def test_slurm_job_script_from_campaign_config(tmp_path: Path):
         assert line in lines
     worker = lines[-1]
     assert "tcp://10.0.0.1:8786" in worker and "--nworkers 8" in worker and "--nthreads 1" in worker
+    # the kwargs are those SLURMCluster accepts: the cluster (no job submitted) renders the same
+    from dask_jobqueue import SLURMCluster
+
+    from seilab.campaign.backends import slurm_cluster_kwargs
+
+    kwargs = slurm_cluster_kwargs(cfg.slurm)
+    with SLURMCluster(**kwargs, scheduler_options={"dashboard_address": None}) as cluster:
+        cluster_script = cluster.job_script()
+    assert [ln for ln in cluster_script.splitlines() if ln.startswith("#SBATCH")] == sbatch
     # the same through the CLI
     proc = cli("slurm-script", "--config", cfg_path)
     assert proc.returncode == 0 and "#SBATCH -A chem123" in proc.stdout

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import TINY_ARGS, TINY_BOX, TINY_CYCLES, TINY_SET, cli
+from campaign_common import TINY_ARGS, TINY_BOX, TINY_CYCLES, TINY_SET, cli
 
 from seilab import schema
 from seilab.campaign import CampaignConfig, load_dataset, read_manifest, run_campaign

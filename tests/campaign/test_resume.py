@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli
+from campaign_common import cli
 
 from seilab import schema
 from seilab.campaign import read_manifest
@@ -42,7 +42,7 @@ def _wait_files(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120)
     while _n_files(out) < n:
         assert proc.poll() is None, f"campaign ended early: {proc.communicate()}"
         assert time.time() - t0 < timeout, "campaign made no progress"
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
 def _children() -> dict[int, list[int]]:
@@ -116,7 +116,7 @@ def _check_complete(out: Path) -> None:
 def test_sigkill_parent_then_rerun(tmp_path: Path):
     out = tmp_path / "camp"
     proc = _start(out)
-    _wait_files(proc, out, 4)
+    _wait_files(proc, out, 3)
     family = _descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -52,18 +52,17 @@ def _echo_result(result: Any, cmd: str) -> None:
             typer.echo(f"  {rid}: {err.splitlines()[0] if err else ''}", err=True)
         if len(result.failures) > 5:
             typer.echo(f"  ... see `seilab campaign status {result.folder}`", err=True)
-        typer.echo(f"failed runs are run again by `{cmd}`", err=True)
+        typer.echo(f"{cmd} tries the failed runs again", err=True)
 
 
 def _run(cfg: Any, out: Path, progress: bool | None, cmd: str) -> None:
     from seilab.campaign.runner import run_campaign
 
-    def on_start(plan: Any, n_todo: int, backend: str) -> None:
-        n = len(plan.runs)
+    def on_start(plan: Any, n_todo: int, backend: str, n_done: int) -> None:
         if n_todo:
             typer.echo(
-                f"campaign {out}: design {plan.config.design}, {n} runs, {n - n_todo} finished, "
-                f"{n_todo} to run on {backend}",
+                f"campaign {out}: design {plan.config.design}, {len(plan.runs)} runs, "
+                f"{n_done} already finished, {n_todo} to run on {backend}",
                 err=True,
             )
 
@@ -142,7 +141,7 @@ def run_cmd(
         for line in plan_summary(plan_campaign(cfg)):
             typer.echo(line)
         return
-    _run(cfg, out, progress, "the same command")
+    _run(cfg, out, progress, "Re-running the same command")
 
 
 @app.command("resume")
@@ -172,7 +171,7 @@ def resume_cmd(
     cfg = cfg.merged(backend=backend, workers=workers, scheduler=scheduler)
     if backend is not None and backend != "dask" and scheduler is None:
         cfg.scheduler = None
-    _run(cfg, folder, progress, f"seilab campaign resume {folder}")
+    _run(cfg, folder, progress, f"`seilab campaign resume {folder}`")
 
 
 @app.command("status")

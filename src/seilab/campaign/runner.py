@@ -701,7 +701,7 @@ def run_campaign(
     out: str | Path,
     *,
     progress: bool | None = None,
-    on_start: Callable[[CampaignPlan, int, str], None] | None = None,
+    on_start: Callable[[CampaignPlan, int, str, int], None] | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> CampaignResult:
     """Run (or resume) a campaign into a folder.
@@ -716,7 +716,8 @@ def run_campaign(
     progress
         Show a progress bar on stderr (default: when stderr is a terminal).
     on_start
-        Called as ``on_start(plan, n_todo, backend_description)`` before the first run.
+        Called as ``on_start(plan, n_todo, backend_description, n_already_done)`` before the
+        first run.
     on_result
         Called with each finished run's manifest record (in the parent).
 
@@ -774,13 +775,17 @@ def run_campaign(
                         desc = handle.description
                         session["executor"] = desc
                         if on_start is not None:
-                            on_start(plan, len(todo), desc)
+                            on_start(plan, len(todo), desc, skipped)
                         bar = _Progress(
-                            bool(progress), len(plan.runs), skipped, failed0, "campaign"
+                            bool(progress),
+                            len(plan.runs),
+                            len(plan.runs) - len(todo),
+                            failed0,
+                            "campaign",
                         )
                         _execute(plan, out, todo, states, writer, handle, bar, on_result)
                 elif on_start is not None:
-                    on_start(plan, 0, desc)
+                    on_start(plan, 0, desc, skipped)
         except KeyboardInterrupt:
             session["interrupted"] = True
             raise
