@@ -76,9 +76,9 @@ def test_charge_counting_ledger_and_ce(small_run):
     assert (df["n_rxn_sfo"] == df[[f"n_rxn_sfo_ch{c}" for c in range(8)]].sum(axis=1)).all()
     # the Li ledger closes exactly in every cycle
     assert (df["li_ledger_residual"] == 0).all()
-    prev = np.r_[small_run.metadata and df["n_li_total"].iloc[0] - (df["li_plated"] - df["li_stripped"] + df["li_wrap_created"] + df["li_framework_filled"] - df["li_framework_removed"]).iloc[0], df["n_li_total"].iloc[:-1]]
+    # ... and the same identity read off consecutive rows of the table
     delta = df["li_plated"] - df["li_stripped"] + df["li_wrap_created"] + df["li_framework_filled"] - df["li_framework_removed"]
-    assert np.array_equal(df["n_li_total"] - prev, delta)
+    assert np.array_equal(df["n_li_total"].diff().iloc[1:], delta.iloc[1:])
     assert (df["n_li_metal"] + df["n_li_sei"] == df["n_li_total"]).all()
     # half-cycle bounds: each half ends on the budget or past the time cap
     for half in ("ch", "dis"):

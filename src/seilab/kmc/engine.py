@@ -207,7 +207,7 @@ def build_table(sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], meta
     mob_species = [(c, n) for c, n in cols["mol"].items()] + [(c, n) for c, n in cols["frag"].items()]
     cum_dep = 0
     cum_strip = 0
-    n_li_prev = sim_li_total_initial = metadata["_li_total0"]
+    n_li_prev = metadata["_li_total0"]
     for idx, (h1, h2) in enumerate(rows):
         ch, dis = (h1, h2) if h1.kind == "charge" else (h2, h1)
         hc = h1.hc + h2.hc
@@ -272,7 +272,8 @@ def build_table(sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], meta
         put("li_wrap_created", int(hc[K.H_WRAP]))
         put("li_framework_removed", int(hc[K.H_REMOVED]))
         put("li_framework_filled", int(hc[K.H_FILLED]))
-        put("li_ledger_residual", (n_li_total - n_li_prev) - (plated - int(hc[K.H_STRIPPED]) + int(hc[K.H_WRAP]) + int(hc[K.H_FILLED]) - int(hc[K.H_REMOVED])))
+        ledger = plated - int(hc[K.H_STRIPPED]) + int(hc[K.H_WRAP]) + int(hc[K.H_FILLED]) - int(hc[K.H_REMOVED])
+        put("li_ledger_residual", (n_li_total - n_li_prev) - ledger)
         n_li_prev = n_li_total
         for half, rec in (("ch", ch), ("dis", dis)):
             put(f"t_{half}_s", rec.t)
@@ -280,7 +281,6 @@ def build_table(sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], meta
             put(f"n_diffusion_{half}", int(rec.hc[K.H_DIFF]))
             put(f"n_rejected_{half}", int(rec.hc[K.H_REJECTED]))
             put(f"end_{half}", END_NAMES[int(rec.hc[K.H_END])])
-    del sim_li_total_initial
     for pair, val in spec.pairs.items():
         data[schema.pair_column(pair)] = [float(val)] * len(rows)
     arrays = {}

@@ -188,7 +188,6 @@ def _sel_match(sel_sp, sel_chg, sel_mask, s, sp, chg, stype):
 
 # Hot helpers take explicit arrays and are inlined into set_site: passing the state tuple to
 # a non-inlined call costs one reference-count update per array, which dominated run time.
-HOT = "occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc"
 
 
 @njit(cache=True, inline="always")
@@ -278,6 +277,30 @@ def _flag_nb(j, col, delta, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol,
         _refresh_weights(n, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
 
 
+@njit(cache=True, inline="always")
+def _site_flags(j, o, t, cnt, c2, tclass, ip):
+    """Eligibility flags of site j (plating site, product sites, hop and diffusion destinations)."""
+    f = 0
+    if o != EMPTY:
+        return f
+    nli = cnt[j, METAL]
+    nel = cnt[j, BACKGROUND]
+    cl = tclass[t]
+    if (t == T_BCB or t == T_BCO) and nel >= 1 and ip[IP_PLATE_MIN] <= nli <= ip[IP_PLATE_MAX]:
+        f |= F_PLATE
+    if cl == CL_OC and nel >= 1 and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_PACK_MIN]:
+        f |= F_PACKOC
+    if cl == CL_BA and nel >= 1 and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_PACK_MIN]:
+        f |= F_PACKBA
+    if nel >= 1 and ((t == T_BCB and nli <= ip[IP_HOP_BCB_MAX]) or (t == T_BCO and nli >= ip[IP_HOP_BCO_MIN])):
+        f |= F_HD
+    if (t == T_BCO or t == T_OC) and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_DEST_MIN]:
+        f |= F_DOC
+    if (t == T_BCB or t == T_BA) and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_DEST_MIN]:
+        f |= F_DBA
+    return f
+
+
 @njit(cache=True)
 def _refresh(j, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc):
     o = occ[j]
@@ -296,23 +319,7 @@ def _refresh(j, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff
                 if _sel_match(sel_sp, sel_chg, sel_mask, s, METAL, newc, t):
                     sel[n, s] += 1
             _refresh_weights(n, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
-    nli = cnt[j, METAL]
-    nel = cnt[j, BACKGROUND]
-    cl = tclass[t]
-    f = 0
-    if o == EMPTY:
-        if (t == T_BCB or t == T_BCO) and nel >= 1 and ip[IP_PLATE_MIN] <= nli <= ip[IP_PLATE_MAX]:
-            f |= F_PLATE
-        if cl == CL_OC and nel >= 1 and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_PACK_MIN]:
-            f |= F_PACKOC
-        if cl == CL_BA and nel >= 1 and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_PACK_MIN]:
-            f |= F_PACKBA
-        if nel >= 1 and ((t == T_BCB and nli <= ip[IP_HOP_BCB_MAX]) or (t == T_BCO and nli >= ip[IP_HOP_BCO_MIN])):
-            f |= F_HD
-        if (t == T_BCO or t == T_OC) and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_DEST_MIN]:
-            f |= F_DOC
-        if (t == T_BCB or t == T_BA) and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_DEST_MIN]:
-            f |= F_DBA
+    f = _site_flags(j, o, t, cnt, c2, tclass, ip)
     old = flags[j] & ~F_ACTIVE
     if f != old:
         flags[j] = f | (flags[j] & F_ACTIVE)
@@ -1010,25 +1017,7 @@ def init_state(st):
                     sel[j, s] += 1
     # flags without neighbour propagation, then destination counts, then weights
     for j in range(N):
-        o = occ[j]
-        t = stype[j]
-        cl = tclass[t]
-        nli = cnt[j, METAL]
-        nel = cnt[j, BACKGROUND]
-        f = 0
-        if o == EMPTY:
-            if (t == T_BCB or t == T_BCO) and nel >= 1 and ip[IP_PLATE_MIN] <= nli <= ip[IP_PLATE_MAX]:
-                f |= F_PLATE
-            if cl == CL_OC and nel >= 1 and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_PACK_MIN]:
-                f |= F_PACKOC
-            if cl == CL_BA and nel >= 1 and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_PACK_MIN]:
-                f |= F_PACKBA
-            if nel >= 1 and ((t == T_BCB and nli <= ip[IP_HOP_BCB_MAX]) or (t == T_BCO and nli >= ip[IP_HOP_BCO_MIN])):
-                f |= F_HD
-            if (t == T_BCO or t == T_OC) and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_DEST_MIN]:
-                f |= F_DOC
-            if (t == T_BCB or t == T_BA) and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_DEST_MIN]:
-                f |= F_DBA
+        f = _site_flags(j, occ[j], stype[j], cnt, c2, tclass, ip)
         flags[j] = f
         if f & F_PLATE:
             set_add(sarr, spos, sn, S_PLATE, j)
