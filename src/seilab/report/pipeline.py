@@ -550,6 +550,26 @@ def _null() -> Iterator[None]:
     yield
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so that the status file records the interruption."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 # ------------------------------------------------------------------------------ driver
 def run_pipeline(
     folder: str | Path,
@@ -616,7 +636,7 @@ def run_pipeline(
             )
     folder.mkdir(parents=True, exist_ok=True)
     result = PipelineResult(folder=folder, report=None, stages={})
-    with run_lock(folder):
+    with run_lock(folder), _sigterm_as_interrupt():
         doc = old or {
             "format": STATUS_FORMAT,
             "created_utc": utc_now(),

@@ -119,14 +119,15 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             name="quick",
-            short="24 random runs x 30 cycles",
-            description="a small random design: 24 runs, 30 cycles, 10 x 10 x 40 box, "
-            "paper-size models, 150 BO trials, 2 proposals x 2 seeds verified",
+            short="16 random runs x 20 cycles",
+            description="a small random design: 16 runs, 20 cycles, 10 x 10 x 40 box, "
+            "paper-size models, 150 BO trials, the best proposal and the DFT defaults "
+            "simulated with 2 seeds each",
             design="random",
-            n=24,
-            cycles=30,
+            n=16,
+            cycles=20,
             box=None,
-            verify=2,
+            verify=1,
             verify_replicates=2,
             budget="about 10 minutes on 2 cores",
         ),
