@@ -124,6 +124,8 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
             pr_sp.extend(code[p] for p in ch.products)
     if not selectors:
         selectors.append((0, -1, 0))  # keeps array shapes non-empty
+    if len(selectors) > 62:
+        raise ModelError(f"{model.source}: reactions: {len(selectors)} distinct neighbour counts; allowed: at most 62")
     sel_sp = np.array([s[0] for s in selectors], dtype=np.int64)
     sel_chg = np.array([s[1] for s in selectors], dtype=np.int64)
     sel_mask = np.array([s[2] for s in selectors], dtype=np.int64)
@@ -226,4 +228,7 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> tuple:
         np.zeros(n, dtype=np.int64),  # stamps
         np.zeros(1, dtype=np.int64),  # stamp counter
         np.zeros(2, dtype=np.int64),  # misc: [ionised metal count, force full pass]
+        np.zeros(n, dtype=np.int64),  # stamps of the rate-refresh list
+        np.zeros(n, dtype=np.int32),  # rate-refresh list: sites touched since the last flush
+        np.array([1, 0], dtype=np.int64),  # rate-refresh [stamp, list length]
     )

@@ -26,7 +26,9 @@ Design (see docs/engine.md):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # ----------------------------------------------------------------- codes shared with Python
 EMPTY = 0
@@ -76,6 +78,9 @@ N_IP = 22
 FP_KT, FP_DIFF_PREF, FP_SCAN, FP_REJECT, FP_EL_MOLPERSITE = range(5)
 N_FP = 5
 
+# kinds of change in a log entry (low three bits; the site is entry >> 3)
+LOG_FRAGMENT, LOG_METAL, LOG_BACKGROUND = 1, 2, 4
+
 # reaction kinds
 K_MOLECULE, K_FRAGMENT, K_STRIP, K_HOP = 0, 1, 2, 3
 
@@ -103,8 +108,41 @@ H_BASE = 12  # then n_rx reaction counts, then n_ch channel counts, then nsp for
 R_FIRED, R_NOT_FIRED, R_REJECTED, R_NO_EVENTS = 0, 1, 2, 3
 
 
-# ----------------------------------------------------------------------------- sum tree
+# ------------------------------------------------------------------- borrowed views
+# Every array passed to a compiled call has its reference count raised and lowered
+# (atomically) on the way in and out; with ~50 state arrays that costs more than the work of
+# a local update.  The half-cycle loop therefore runs on views that carry no reference count
+# (the caller keeps the arrays alive for the duration of the call).
+@intrinsic
+def _as_voidptr(typingctx, addr):
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(addr), codegen
+
+
 @njit(cache=True)
+def _view(a):
+    return carray(_as_voidptr(a.ctypes.data), a.shape, a.dtype)
+
+
+@njit(cache=True)
+def borrowed(st):
+    """The state tuple as views without reference counting (valid while st lives)."""
+    d, t = st[0], st[1]
+    dv = (_view(d[0]), _view(d[1]), _view(d[2]), _view(d[3]), _view(d[4]), _view(d[5]), _view(d[6]),
+          _view(d[7]), _view(d[8]), _view(d[9]), _view(d[10]), _view(d[11]), _view(d[12]), _view(d[13]),
+          _view(d[14]), _view(d[15]), _view(d[16]), _view(d[17]), _view(d[18]), _view(d[19]), _view(d[20]),
+          _view(d[21]), _view(d[22]))
+    tv = (_view(t[0]), _view(t[1]), _view(t[2]), _view(t[3]), _view(t[4]), _view(t[5]), _view(t[6]),
+          _view(t[7]), _view(t[8]), _view(t[9]), _view(t[10]), _view(t[11]), _view(t[12]), _view(t[13]),
+          _view(t[14]), _view(t[15]), _view(t[16]), _view(t[17]), _view(t[18]), _view(t[19]), _view(t[20]),
+          _view(t[21]), _view(t[22]), _view(t[23]), _view(t[24]), _view(t[25]), _view(t[26]))
+    return dv, tv
+
+
+# ----------------------------------------------------------------------------- sum tree
+@njit(cache=True, inline="always")
 def tree_set(tree, size, i, w):
     node = size + i
     if tree[node] == w:
@@ -140,7 +178,7 @@ def tree_build(tree, size):
 
 
 # ----------------------------------------------------------------------- indexable sets
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def set_add(sarr, spos, sn, s, i):
     if spos[s, i] >= 0:
         return
@@ -150,7 +188,7 @@ def set_add(sarr, spos, sn, s, i):
     sn[s] = k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def set_remove(sarr, spos, sn, s, i):
     k = spos[s, i]
     if k < 0:
@@ -177,17 +215,20 @@ def set_swap(sarr, spos, s, a, b):
 # The state is a tuple of arrays (Numba cannot cache jitclasses); see kmc/state.py for names.
 
 
-@njit(cache=True, inline="always")
-def _sel_match(sel_sp, sel_chg, sel_mask, s, sp, chg, stype):
-    if sel_sp[s] != sp:
+@njit(cache=True)
+def _sel_match(s_sp, s_chg, s_mask, sp, chg, stype):
+    """Does a (species, charge, site type) occupant count for a selector (scalars only)."""
+    if s_sp != sp:
         return False
-    if sel_chg[s] >= 0 and sel_chg[s] != chg:
+    if s_chg >= 0 and s_chg != chg:
         return False
-    return (sel_mask[s] >> stype) & 1 == 1
+    return (s_mask >> stype) & 1 == 1
 
 
-# Hot helpers take explicit arrays and are inlined into set_site: passing the state tuple to
-# a non-inlined call costs one reference-count update per array, which dominated run time.
+# Performance rule for this file: a Numba call costs an atomic reference-count update per
+# array argument (also for functions inlined with inline="always"), which is more than the
+# work of a per-site helper.  Helpers called per site or per neighbour therefore take scalars
+# only; loops over sites live in functions that are called once per change.
 
 
 @njit(cache=True, inline="always")
@@ -204,173 +245,142 @@ def metal_rate(st, i, kind_rx):
     return _metal_rate(i, kind_rx, st[0][2], st[1][8], st[1][15], st[1][24], st[1][25])
 
 
-@njit(cache=True, inline="always")
-def _frag_base_rate(i, occ, cnt, c2, INT, ip, fp):
-    x = occ[i]
-    ea = INT[x, METAL] * c2[i, C_LI_NEAR]
-    for s in range(ip[IP_NSPLAT]):
-        if s != METAL:
-            ea += INT[x, s] * cnt[i, s]
-    return fp[FP_DIFF_PREF] * np.exp(-ea / fp[FP_KT])
-
-
 @njit(cache=True)
-def _refresh_weights(j, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc):
-    o = occ[j]
-    # an empty site carries no rate: nothing to do unless it still holds an old one
-    if o == EMPTY and tdis[size + j] == 0.0 and tdiff[size + j] == 0.0 and not (flags[j] & F_ACTIVE):
-        return
-    # discharge: strip + hop of a free metal atom at the surface
-    w = 0.0
-    if o == METAL and chg[j] == 0 and cnt[j, BACKGROUND] >= 1 and cnt[j, METAL] <= ip[IP_MAX_STRIP_LI]:
-        if ip[IP_STRIP_RX] >= 0:
-            w += _metal_rate(j, ip[IP_STRIP_RX], cnt, INT, rx_rate, ip, fp)
-        if ip[IP_HOP_RX] >= 0 and c2[j, C_HD] > 0:
-            w += _metal_rate(j, ip[IP_HOP_RX], cnt, INT, rx_rate, ip, fp) * c2[j, C_HD]
-    tree_set(tdis, size, j, w)
-    # diffusion of a fragment
-    w = 0.0
-    if role[o] == ROLE_FRAGMENT:
-        nd = c2[j, C_DOC] if sclass[o] == CL_OC else c2[j, C_DBA]
-        if nd > 0:
-            w = _frag_base_rate(j, occ, cnt, c2, INT, ip, fp) * nd
-    tree_set(tdiff, size, j, w)
-    # molecule reactions at an electrolyte site
-    if o == BACKGROUND:
+def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, role, sclass, INT, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp):
+    """Recompute the rates of the sites lst[:nlst] (strip/hop, diffusion, molecule weights)."""
+    nsplat = ip[IP_NSPLAT]
+    nmol = ip[IP_NMOL]
+    kT = fp[FP_KT]
+    dpref = fp[FP_DIFF_PREF]
+    maxstrip = ip[IP_MAX_STRIP_LI]
+    srx = ip[IP_STRIP_RX]
+    hrx = ip[IP_HOP_RX]
+    nrx = rx_kind.size
+    for q in range(nlst):
+        j = lst[q]
+        o = occ[j]
+        # an empty site carries no rate: nothing to do unless it still holds an old one
+        if o == EMPTY and tdis[size + j] == 0.0 and tdiff[size + j] == 0.0 and not (flags[j] & F_ACTIVE):
+            continue
+        # discharge: strip + hop of a free metal atom at the surface (one bond-counting barrier)
+        w = 0.0
+        if o == METAL and chg[j] == 0 and cnt[j, BACKGROUND] >= 1 and cnt[j, METAL] <= maxstrip:
+            ea = 0.0
+            for s in range(nsplat):
+                ea += INT[METAL, s] * cnt[j, s]
+            boltz = np.exp(-ea / kT)
+            if srx >= 0:
+                w += rx_rate[srx] * boltz
+            if hrx >= 0 and c2[j, C_HD] > 0:
+                w += rx_rate[hrx] * boltz * c2[j, C_HD]
+        node = size + j
+        if tdis[node] != w:
+            tdis[node] = w
+            node >>= 1
+            while node >= 1:
+                tdis[node] = tdis[2 * node] + tdis[2 * node + 1]
+                node >>= 1
+        # diffusion of a fragment
+        w = 0.0
+        if role[o] == ROLE_FRAGMENT:
+            nd = c2[j, C_DOC] if sclass[o] == CL_OC else c2[j, C_DBA]
+            if nd > 0:
+                ea = INT[o, METAL] * c2[j, C_LI_NEAR]
+                for s in range(nsplat):
+                    if s != METAL:
+                        ea += INT[o, s] * cnt[j, s]
+                w = dpref * np.exp(-ea / kT) * nd
+        node = size + j
+        if tdiff[node] != w:
+            tdiff[node] = w
+            node >>= 1
+            while node >= 1:
+                tdiff[node] = tdiff[2 * node] + tdiff[2 * node + 1]
+                node >>= 1
+        # molecule reactions at an electrolyte site
         act = False
-        for m in range(ip[IP_NMOL]):
-            wmol[j, m] = 0.0
-        for r in range(rx_kind.size):
-            if rx_kind[r] == K_MOLECULE:
-                m = rx_reactant[r] - ip[IP_NSPLAT]
-                v = rx_rate[r] * sel[j, rx_sel[r]]
-                wmol[j, m] += v
-                if v > 0.0:
-                    act = True
+        if o == BACKGROUND:
+            for m in range(nmol):
+                wmol[j, m] = 0.0
+            for r in range(nrx):
+                if rx_kind[r] == K_MOLECULE:
+                    v = rx_rate[r] * sel[j, rx_sel[r]]
+                    wmol[j, rx_reactant[r] - nsplat] += v
+                    if v > 0.0:
+                        act = True
+        elif flags[j] & F_ACTIVE:  # no longer electrolyte: drop its molecule weights
+            for m in range(nmol):
+                wmol[j, m] = 0.0
         if act:
-            set_add(sarr, spos, sn, S_ACTIVE, j)
+            if spos[S_ACTIVE, j] < 0:
+                k = sn[S_ACTIVE]
+                sarr[S_ACTIVE, k] = j
+                spos[S_ACTIVE, j] = k
+                sn[S_ACTIVE] = k + 1
             flags[j] |= F_ACTIVE
-        else:
-            set_remove(sarr, spos, sn, S_ACTIVE, j)
+        elif flags[j] & F_ACTIVE or spos[S_ACTIVE, j] >= 0:
+            k = spos[S_ACTIVE, j]
+            if k >= 0:
+                last = sn[S_ACTIVE] - 1
+                jj = sarr[S_ACTIVE, last]
+                sarr[S_ACTIVE, k] = jj
+                spos[S_ACTIVE, jj] = k
+                spos[S_ACTIVE, j] = -1
+                sn[S_ACTIVE] = last
             flags[j] &= ~F_ACTIVE
-    elif flags[j] & F_ACTIVE:  # no longer electrolyte: drop its molecule weights
-        set_remove(sarr, spos, sn, S_ACTIVE, j)
-        flags[j] &= ~F_ACTIVE
-        for m in range(ip[IP_NMOL]):
-            wmol[j, m] = 0.0
 
 
 @njit(cache=True)
-def refresh_weights(st, j):
-    """Recompute the rates of site j (strip/hop, diffusion, molecule weights)."""
+def refresh_rates(st, lst, nlst):
+    """Recompute the rates of the sites lst[:nlst]."""
     d, t = st[0], st[1]
-    _refresh_weights(j, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12][0],
-                     t[0], t[1], t[2], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14],
-                     t[15], t[24], t[25], d[19])
+    _refresh_rates(lst, nlst, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11],
+                   d[12][0], t[6], t[7], t[8], t[12], t[13], t[14], t[15], t[24], t[25])
 
 
 @njit(cache=True)
-def _flag_nb(j, col, delta, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc):
-    for k in range(nn[j]):
-        n = nbr[j, k]
-        c2[n, col] += delta
-        _refresh_weights(n, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
-
-
-@njit(cache=True, inline="always")
-def _site_flags(j, o, t, cnt, c2, tclass, ip):
-    """Eligibility flags of site j (plating site, product sites, hop and diffusion destinations)."""
+def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, dmin):
+    """Eligibility flags of a site (plating site, product sites, hop and diffusion destinations)."""
     f = 0
     if o != EMPTY:
         return f
-    nli = cnt[j, METAL]
-    nel = cnt[j, BACKGROUND]
-    cl = tclass[t]
-    if (t == T_BCB or t == T_BCO) and nel >= 1 and ip[IP_PLATE_MIN] <= nli <= ip[IP_PLATE_MAX]:
+    if (t == T_BCB or t == T_BCO) and nel >= 1 and pmin <= nli <= pmax:
         f |= F_PLATE
-    if cl == CL_OC and nel >= 1 and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_PACK_MIN]:
+    if cl == CL_OC and nel >= 1 and sei_ba == 0 and nli >= pack:
         f |= F_PACKOC
-    if cl == CL_BA and nel >= 1 and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_PACK_MIN]:
+    if cl == CL_BA and nel >= 1 and sei_oc == 0 and nli >= pack:
         f |= F_PACKBA
-    if nel >= 1 and ((t == T_BCB and nli <= ip[IP_HOP_BCB_MAX]) or (t == T_BCO and nli >= ip[IP_HOP_BCO_MIN])):
+    if nel >= 1 and ((t == T_BCB and nli <= hbcb) or (t == T_BCO and nli >= hbco)):
         f |= F_HD
-    if (t == T_BCO or t == T_OC) and c2[j, C_SEI_BA] == 0 and nli >= ip[IP_DEST_MIN]:
+    if (t == T_BCO or t == T_OC) and sei_ba == 0 and nli >= dmin:
         f |= F_DOC
-    if (t == T_BCB or t == T_BA) and c2[j, C_SEI_OC] == 0 and nli >= ip[IP_DEST_MIN]:
+    if (t == T_BCB or t == T_BA) and sei_oc == 0 and nli >= dmin:
         f |= F_DBA
     return f
 
 
-@njit(cache=True)
-def _refresh(j, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc):
-    o = occ[j]
-    t = stype[j]
-    # charge ("ionised" metal bound to SEI), derived from the ioniser count
-    newc = 1 if (o == METAL and c2[j, C_ION] > 0) else 0
-    if newc != chg[j]:
-        oldc = chg[j]
-        chg[j] = newc
-        misc[0] += newc - oldc  # number of ionised metal atoms
-        for k in range(nn[j]):
-            n = nbr[j, k]
-            for s in range(sel_sp.size):
-                if _sel_match(sel_sp, sel_chg, sel_mask, s, METAL, oldc, t):
-                    sel[n, s] -= 1
-                if _sel_match(sel_sp, sel_chg, sel_mask, s, METAL, newc, t):
-                    sel[n, s] += 1
-            _refresh_weights(n, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
-    f = _site_flags(j, o, t, cnt, c2, tclass, ip)
-    old = flags[j] & ~F_ACTIVE
-    if f != old:
-        flags[j] = f | (flags[j] & F_ACTIVE)
-        diff = f ^ old
-        if diff & F_PLATE:
-            if f & F_PLATE:
-                set_add(sarr, spos, sn, S_PLATE, j)
-            else:
-                set_remove(sarr, spos, sn, S_PLATE, j)
-        if diff & F_PACKOC:
-            if f & F_PACKOC:
-                set_add(sarr, spos, sn, S_PACKOC, j)
-            else:
-                set_remove(sarr, spos, sn, S_PACKOC, j)
-        if diff & F_PACKBA:
-            if f & F_PACKBA:
-                set_add(sarr, spos, sn, S_PACKBA, j)
-            else:
-                set_remove(sarr, spos, sn, S_PACKBA, j)
-        if diff & (F_HD | F_DOC | F_DBA):
-            dh = 0 if not (diff & F_HD) else (1 if f & F_HD else -1)
-            do = 0 if not (diff & F_DOC) else (1 if f & F_DOC else -1)
-            db = 0 if not (diff & F_DBA) else (1 if f & F_DBA else -1)
-            for k in range(nn[j]):
-                n = nbr[j, k]
-                c2[n, C_HD] += dh
-                c2[n, C_DOC] += do
-                c2[n, C_DBA] += db
-                _refresh_weights(n, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
-    _refresh_weights(j, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
-
-
-@njit(cache=True)
-def refresh(st, j):
-    """Recompute charge, flags, set memberships and rates of site j from its counters."""
-    d, t = st[0], st[1]
-    _refresh(j, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12][0],
-             t[0], t[1], t[2], t[3], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14],
-             t[15], t[24], t[25], d[19])
+@njit(cache=True, inline="always")
+def _site_flags(j, o, t, cnt, c2, tclass, ip):
+    """Eligibility flags of site j from its counters (not for hot loops: array arguments)."""
+    return _flags_of(o, t, tclass[t], cnt[j, METAL], cnt[j, BACKGROUND], c2[j, C_SEI_OC], c2[j, C_SEI_BA],
+                     ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN], ip[IP_HOP_BCB_MAX],
+                     ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN])
 
 
 @njit(cache=True)
 def set_site(st, i, new):
-    """Change the species at site i and update everything that depends on it, locally."""
+    """Change the species at site i and update everything that depends on it, locally.
+
+    Two passes: neighbour counters of i; then charge, flags and set memberships of i and its
+    neighbours, propagating charge and destination changes one link further.  Every site
+    whose rates may have changed goes on a list; :func:`flush_rates` recomputes them.
+    """
     d, tt = st[0], st[1]
-    occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff = d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11]
-    size = d[12][0]
+    occ, chg, cnt, c2, sel, flags, sarr, spos, sn = d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8]
     gcount, log, logn, misc = d[13], d[14], d[15], d[19]
-    nbr, nn, stype, tclass, near, near_rev, role, sclass, INT = tt[0], tt[1], tt[2], tt[3], tt[4], tt[5], tt[6], tt[7], tt[8]
-    sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate = tt[9], tt[10], tt[11], tt[12], tt[13], tt[14], tt[15]
-    ip, fp = tt[24], tt[25]
+    wstamp, wlist, wctr = d[20], d[21], d[22]
+    nbr, nn, stype, tclass, near, near_rev, role = tt[0], tt[1], tt[2], tt[3], tt[4], tt[5], tt[6]
+    sel_sp, sel_chg, sel_mask, ip = tt[9], tt[10], tt[11], tt[24]
     old = occ[i]
     if old == new:
         return
@@ -382,7 +392,15 @@ def set_site(st, i, new):
         misc[0] -= 1
         chg[i] = 0
     if logn[0] < log.size:
-        log[logn[0]] = i
+        # the entry says what kind of input changed, so each rule re-examines only what it reads
+        kind = 0
+        if role[old] == ROLE_FRAGMENT or role[new] == ROLE_FRAGMENT:
+            kind |= LOG_FRAGMENT
+        if old == METAL or new == METAL:
+            kind |= LOG_METAL
+        if old == BACKGROUND or new == BACKGROUND:
+            kind |= LOG_BACKGROUND
+        log[logn[0]] = i * 8 + kind
         logn[0] += 1
     else:
         misc[1] = 1  # overflow: the next maintenance pass runs over the whole lattice
@@ -390,11 +408,22 @@ def set_site(st, i, new):
     cl = tclass[t]
     of = role[old] == ROLE_FRAGMENT
     nf = role[new] == ROLE_FRAGMENT
+    nsel = sel_sp.size
+    # selectors the old occupant counted for, and the new one counts for (the same for every
+    # neighbour: a selector reads the neighbour's species, charge and site type)
+    sel_old = 0
+    sel_new = 0
+    for s in range(nsel):
+        if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], old, oldc, t):
+            sel_old |= 1 << s
+        if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], new, 0, t):
+            sel_new |= 1 << s
+    metal_change = old == METAL or new == METAL
     for k in range(nn[i]):
         j = nbr[i, k]
         cnt[j, old] -= 1
         cnt[j, new] += 1
-        if near_rev[i, k]:
+        if metal_change and near_rev[i, k]:
             if old == METAL:
                 c2[j, C_LI_NEAR] -= 1
             if new == METAL:
@@ -417,55 +446,97 @@ def set_site(st, i, new):
                 c2[j, C_SEI_BASITE] += 1
             if near[i, k]:
                 c2[j, C_ION] += 1
-        for s in range(sel_sp.size):
-            if _sel_match(sel_sp, sel_chg, sel_mask, s, old, oldc, t):
-                sel[j, s] -= 1
-            if _sel_match(sel_sp, sel_chg, sel_mask, s, new, 0, t):
-                sel[j, s] += 1
-    # the new occupant starts with charge 0; refreshing i ionises it if bound
-    _refresh(i, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
-    for k in range(nn[i]):
-        _refresh(nbr[i, k], occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, nbr, nn, stype, tclass, role, sclass, INT, sel_sp, sel_chg, sel_mask, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp, misc)
+        if sel_old != sel_new:
+            for s in range(nsel):
+                sel[j, s] += ((sel_new >> s) & 1) - ((sel_old >> s) & 1)
+    # charge and flags of i and its neighbours (the new occupant starts with charge 0)
+    pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
+    hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
+    wc = wctr[0]
+    nw = wctr[1]
+    for q in range(nn[i] + 1):
+        j = i if q == 0 else nbr[i, q - 1]
+        o = occ[j]
+        # rates read: metal and fragments their neighbour counts, electrolyte its selectors;
+        # any other site has none (only i itself can have lost its rates)
+        if (q == 0 or o == METAL or role[o] == ROLE_FRAGMENT or (o == BACKGROUND and sel_old != sel_new)) and wstamp[j] != wc:
+            wstamp[j] = wc
+            wlist[nw] = j
+            nw += 1
+        tj = stype[j]
+        newc = 1 if (o == METAL and c2[j, C_ION] > 0) else 0
+        if newc != chg[j]:
+            oc = chg[j]
+            chg[j] = newc
+            misc[0] += newc - oc  # number of ionised metal atoms
+            c_old = 0
+            c_new = 0
+            for s in range(nsel):
+                if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, oc, tj):
+                    c_old |= 1 << s
+                if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, newc, tj):
+                    c_new |= 1 << s
+            for k in range(nn[j]):
+                n = nbr[j, k]
+                if c_old != c_new:
+                    for s in range(nsel):
+                        sel[n, s] += ((c_new >> s) & 1) - ((c_old >> s) & 1)
+                    if occ[n] == BACKGROUND and wstamp[n] != wc:  # molecule weights read selectors
+                        wstamp[n] = wc
+                        wlist[nw] = n
+                        nw += 1
+        f = _flags_of(o, tj, tclass[tj], cnt[j, METAL], cnt[j, BACKGROUND], c2[j, C_SEI_OC],
+                      c2[j, C_SEI_BA], pmin, pmax, pack, hbcb, hbco, dmin)
+        fo = flags[j] & ~F_ACTIVE
+        if f != fo:
+            flags[j] = f | (flags[j] & F_ACTIVE)
+            diff = f ^ fo
+            for s, bit in ((S_PLATE, F_PLATE), (S_PACKOC, F_PACKOC), (S_PACKBA, F_PACKBA)):
+                if diff & bit:
+                    if f & bit:
+                        k = sn[s]
+                        sarr[s, k] = j
+                        spos[s, j] = k
+                        sn[s] = k + 1
+                    else:
+                        k = spos[s, j]
+                        last = sn[s] - 1
+                        jj = sarr[s, last]
+                        sarr[s, k] = jj
+                        spos[s, jj] = k
+                        spos[s, j] = -1
+                        sn[s] = last
+            if diff & (F_HD | F_DOC | F_DBA):
+                dh = 0 if not (diff & F_HD) else (1 if f & F_HD else -1)
+                do = 0 if not (diff & F_DOC) else (1 if f & F_DOC else -1)
+                db = 0 if not (diff & F_DBA) else (1 if f & F_DBA else -1)
+                for k in range(nn[j]):
+                    n = nbr[j, k]
+                    c2[n, C_HD] += dh
+                    c2[n, C_DOC] += do
+                    c2[n, C_DBA] += db
+                    on = occ[n]  # hop and diffusion rates read destination counts
+                    if (on == METAL or role[on] == ROLE_FRAGMENT) and wstamp[n] != wc:
+                        wstamp[n] = wc
+                        wlist[nw] = n
+                        nw += 1
+    wctr[1] = nw
+
+
+@njit(cache=True)
+def flush_rates(st):
+    """Recompute the rates of every site touched since the last flush, once each.
+
+    Rates (the two trees and the molecule weights) are read only when an event is drawn, so
+    the changes of one event and of the framework rules after it share one refresh.
+    """
+    wlist, wctr = st[0][21], st[0][22]
+    refresh_rates(st, wlist, wctr[1])
+    wctr[1] = 0
+    wctr[0] += 1
 
 
 # ------------------------------------------------------------------ framework rules
-@njit(cache=True)
-def _wrap_wants_metal(st, j):
-    occ, c2 = st[0][0], st[0][3]
-    nbr, nn, stype, tclass, role, ip = st[1][0], st[1][1], st[1][2], st[1][3], st[1][6], st[1][24]
-    o = occ[j]
-    if role[o] == ROLE_FRAGMENT:
-        return False
-    t = stype[j]
-    if t == T_BA and c2[j, C_SEI_OC] > 0:
-        return True
-    if t == T_TE and c2[j, C_SEI_BA] > 0:
-        return True
-    if t == T_BCB and c2[j, C_SEI_OC] > 0:
-        thr = ip[IP_WRAP_BCB_THR]
-        for k in range(nn[j]):
-            s = nbr[j, k]
-            if role[occ[s]] == ROLE_FRAGMENT and tclass[stype[s]] == CL_OC:
-                if c2[s, C_BA_TOTAL] - c2[s, C_SEI_BASITE] < thr:
-                    return True
-    return False
-
-
-@njit(cache=True)
-def _remove_wants_empty(st, j):
-    occ, c2 = st[0][0], st[0][3]
-    stype = st[1][2]
-    if occ[j] != METAL:
-        return False
-    t = stype[j]
-    nsei = c2[j, C_SEI_OC] + c2[j, C_SEI_BA]
-    if t == T_BA or t == T_TE:
-        return nsei == 0 or (c2[j, C_SEI_OC] > 0 and c2[j, C_SEI_BA] > 0)
-    if t == T_BCO:
-        return c2[j, C_SEI_BA] > 0
-    return False
-
-
 @njit(cache=True)
 def _next_stamp(st):
     stampc = st[0][18]
@@ -474,26 +545,39 @@ def _next_stamp(st):
 
 
 @njit(cache=True)
-def _candidates(st, lo, hi, out, with_bcb):
-    """Sites within one link of the log entries lo..hi (deduplicated); optionally the BCB
-    neighbours of OC-type fragments next to a changed BA site (input of the wrap BCB rule)."""
-    occ, stamp, log = st[0][0], st[0][17], st[0][14]
-    nbr, nn, stype, tclass, role = st[1][0], st[1][1], st[1][2], st[1][3], st[1][6]
-    mark = _next_stamp(st)
+def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclass, role):
+    """The sites where a rule's decision may have changed since it last ran (deduplicated).
+
+    A rule's decision at a site reads the site's occupant and some neighbour counts: wrap and
+    removal read SEI (fragment) counts, back-fill SEI and electrolyte counts, the electrolyte
+    rule metal counts.  So a changed site is always a candidate, and its neighbours are when
+    the change touched what the rule reads; for wrap, also the BCB neighbours of OC-type
+    fragments next to a BA site whose fragment changed (the free-BA count of the BCB rule).
+    """
+    if stage <= 1:
+        expand_on = LOG_FRAGMENT
+    elif stage == 2:
+        expand_on = LOG_FRAGMENT | LOG_BACKGROUND
+    else:
+        expand_on = LOG_METAL
     n = 0
     for e in range(lo, hi):
-        c = log[e]
+        c = log[e] >> 3
+        kind = log[e] & 7
         if stamp[c] != mark:
             stamp[c] = mark
             out[n] = c
             n += 1
+        if not (kind & expand_on):
+            continue
+        bac = stage == 0 and stype[c] == T_BA
         for k in range(nn[c]):
             j = nbr[c, k]
             if stamp[j] != mark:
                 stamp[j] = mark
                 out[n] = j
                 n += 1
-            if with_bcb and stype[c] == T_BA and role[occ[j]] == ROLE_FRAGMENT and tclass[stype[j]] == CL_OC:
+            if bac and role[occ[j]] == ROLE_FRAGMENT and tclass[stype[j]] == CL_OC:
                 for k2 in range(nn[j]):
                     b = nbr[j, k2]
                     if stype[b] == T_BCB and stamp[b] != mark:
@@ -504,54 +588,104 @@ def _candidates(st, lo, hi, out, with_bcb):
 
 
 @njit(cache=True)
+def _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip):
+    """The changes one framework rule makes at the candidate sites.
+
+    Within one rule, no change alters another candidate's decision (wrap and back-fill read
+    SEI counts, not metal; removal reads metal and SEI at the site itself; the electrolyte
+    rule reads metal counts), so the decisions are taken first and applied afterwards.
+    """
+    thr = ip[IP_WRAP_BCB_THR]
+    maxli = ip[IP_EL_MAXLI]
+    m = 0
+    for e in range(nc):
+        j = e if every else cand[e]
+        o = occ[j]
+        t = stype[j]
+        if stage == 0:
+            if o == METAL or role[o] == ROLE_FRAGMENT:
+                continue
+            want = False
+            if t == T_BA:
+                want = c2[j, C_SEI_OC] > 0
+            elif t == T_TE:
+                want = c2[j, C_SEI_BA] > 0
+            elif t == T_BCB and c2[j, C_SEI_OC] > 0:
+                for k in range(nn[j]):
+                    s = nbr[j, k]
+                    if role[occ[s]] == ROLE_FRAGMENT and tclass[stype[s]] == CL_OC:
+                        if c2[s, C_BA_TOTAL] - c2[s, C_SEI_BASITE] < thr:
+                            want = True
+                            break
+            if want:
+                out_site[m] = j
+                out_sp[m] = METAL
+                m += 1
+        elif stage == 1:
+            if o != METAL:
+                continue
+            soc = c2[j, C_SEI_OC]
+            sba = c2[j, C_SEI_BA]
+            if ((t == T_BA or t == T_TE) and (soc + sba == 0 or (soc > 0 and sba > 0))) or (t == T_BCO and sba > 0):
+                out_site[m] = j
+                out_sp[m] = EMPTY
+                m += 1
+        elif stage == 2:
+            if o == EMPTY and (t == T_BCB or t == T_BCO) and c2[j, C_SEI_OC] + c2[j, C_SEI_BA] == 0 and cnt[j, BACKGROUND] == 0:
+                out_site[m] = j
+                out_sp[m] = METAL
+                m += 1
+        else:
+            if tclass[t] == CL_NONE:
+                continue
+            if o == EMPTY and cnt[j, METAL] <= maxli:
+                out_site[m] = j
+                out_sp[m] = BACKGROUND
+                m += 1
+            elif o == BACKGROUND and cnt[j, METAL] > maxli:
+                out_site[m] = j
+                out_sp[m] = EMPTY
+                m += 1
+    return m
+
+
+@njit(cache=True)
 def maintenance(st, hc, full):
     """Apply wrap, updateLiMetal and updateEther where their inputs changed (or everywhere)."""
-    occ, cnt, c2, log, logn, cur, misc = st[0][0], st[0][2], st[0][3], st[0][14], st[0][15], st[0][16], st[0][19]
-    stype, tclass, ip = st[1][2], st[1][3], st[1][24]
+    d, tt = st[0], st[1]
+    occ, cnt, c2 = d[0], d[2], d[3]
+    log, logn, cur, stamp, misc = d[14], d[15], d[16], d[17], d[19]
+    nbr, nn, stype, tclass, role, ip = tt[0], tt[1], tt[2], tt[3], tt[6], tt[24]
     N = occ.size
-    buf = np.empty(0, dtype=np.int32)
-    if full or misc[1]:
+    every = full or misc[1] != 0
+    if every:
         misc[1] = 0
-        buf = np.arange(N).astype(np.int32)
+    enabled = (ip[IP_WRAP] != 0, ip[IP_LI_REMOVE] != 0, ip[IP_LI_FILL] != 0, True)
+    counter = (H_WRAP, H_REMOVED, H_FILLED, -1)
     for stage in range(4):
-        if full or buf.size == N:
-            cand = buf
+        if every:
+            cand = np.empty(0, dtype=np.int32)
             nc = N
         else:
             lo = cur[stage]
             hi = logn[0]
-            cap = (hi - lo) * 64 + 64
-            cand = np.empty(cap, dtype=np.int32)
-            nc = _candidates(st, lo, hi, cand, stage == 0)
             cur[stage] = hi
-        if stage == 0 and ip[IP_WRAP]:
-            for e in range(nc):
-                j = cand[e]
-                if occ[j] != METAL and _wrap_wants_metal(st, j):
-                    set_site(st, j, METAL)
-                    hc[H_WRAP] += 1
-        elif stage == 1 and ip[IP_LI_REMOVE]:
-            for e in range(nc):
-                j = cand[e]
-                if _remove_wants_empty(st, j):
-                    set_site(st, j, EMPTY)
-                    hc[H_REMOVED] += 1
-        elif stage == 2 and ip[IP_LI_FILL]:
-            for e in range(nc):
-                j = cand[e]
-                t = stype[j]
-                if occ[j] == EMPTY and (t == T_BCB or t == T_BCO) and c2[j, C_SEI_OC] + c2[j, C_SEI_BA] == 0 and cnt[j, BACKGROUND] == 0:
-                    set_site(st, j, METAL)
-                    hc[H_FILLED] += 1
-        elif stage == 3:
-            for e in range(nc):
-                j = cand[e]
-                if tclass[stype[j]] == CL_NONE:
-                    continue
-                if occ[j] == EMPTY and cnt[j, METAL] <= ip[IP_EL_MAXLI]:
-                    set_site(st, j, BACKGROUND)
-                elif occ[j] == BACKGROUND and cnt[j, METAL] > ip[IP_EL_MAXLI]:
-                    set_site(st, j, EMPTY)
+            if hi == lo:
+                continue
+            # one log entry reaches at most 1 + 34 sites, plus BCB sites next to the
+            # OC-type fragments around a BA site
+            cand = np.empty((hi - lo) * 96 + 96, dtype=np.int32)
+            nc = _candidates(lo, hi, cand, stage, _next_stamp(st), occ, stamp, log, nbr, nn, stype, tclass, role)
+        if not enabled[stage] or nc == 0:
+            continue
+        cap = nc if every else cand.size
+        out_site = np.empty(cap, dtype=np.int64)
+        out_sp = np.empty(cap, dtype=np.int64)
+        m = _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip)
+        for e in range(m):
+            set_site(st, out_site[e], out_sp[e])
+        if counter[stage] >= 0:
+            hc[counter[stage]] += m
     if full:
         for s in range(4):
             cur[s] = logn[0]
@@ -566,6 +700,7 @@ def maintenance(st, hc, full):
         logn[0] = n
         for s in range(4):
             cur[s] -= lo
+    flush_rates(st)
 
 
 # ---------------------------------------------------------------- electrolyte sampling
@@ -592,7 +727,7 @@ def molecule_numbers(st, out):
 def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     """One BKL diffusion move of a fragment; returns True if a fragment moved."""
     (occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, tsize, gcount, log,
-     logn, cur, stamp, stampc, misc) = st[0]
+     logn, cur, stamp, stampc, misc, wstamp, wlist, wctr) = st[0]
     (nbr, nn, stype, tclass, near, near_rev, role, sclass, INT, sel_sp, sel_chg, sel_mask,
      rx_kind, rx_reactant, rx_sel, rx_rate, rx_half, rx_el, ch_start, ch_n, ch_w, pr_start,
      pr_n, pr_sp, ip, fp, mol_conc) = st[1]
@@ -747,7 +882,7 @@ def _fire_channels(st, r, hc):
 def reaction_step(st, half, nmol, hc, dt_out):
     """One BKL reaction draw of the given half (0 charge, 1 discharge)."""
     (occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, tsize, gcount, log,
-     logn, cur, stamp, stampc, misc) = st[0]
+     logn, cur, stamp, stampc, misc, wstamp, wlist, wctr) = st[0]
     (nbr, nn, stype, tclass, near, near_rev, role, sclass, INT, sel_sp, sel_chg, sel_mask,
      rx_kind, rx_reactant, rx_sel, rx_rate, rx_half, rx_el, ch_start, ch_n, ch_w, pr_start,
      pr_n, pr_sp, ip, fp, mol_conc) = st[1]
@@ -889,6 +1024,11 @@ def run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
     ``rng_state`` holds (stop, max_to_stop), which carry over between half-cycles as in the
     legacy loop.  ``hc`` receives the half's counters, ``tout[0]`` its kMC duration.
     """
+    return _run_half(borrowed(st), half, hc, tout, rng_state, _view(rev_stamp), _view(rev_label))
+
+
+@njit(cache=True)
+def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
     ip, fp = st[1][24], st[1][25]
     nmol = np.zeros(max(ip[IP_NMOL], 1), dtype=np.int64)
     dt = np.zeros(1)
@@ -964,7 +1104,7 @@ def seed_rng(seed):
 def init_state(st):
     """Counters, flags, sets and trees from scratch (also the reference for tests)."""
     (occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, tsize, gcount, log,
-     logn, cur, stamp, stampc, misc) = st[0]
+     logn, cur, stamp, stampc, misc, wstamp, wlist, wctr) = st[0]
     (nbr, nn, stype, tclass, near, near_rev, role, sclass, INT, sel_sp, sel_chg, sel_mask,
      rx_kind, rx_reactant, rx_sel, rx_rate, rx_half, rx_el, ch_start, ch_n, ch_w, pr_start,
      pr_n, pr_sp, ip, fp, mol_conc) = st[1]
@@ -1013,7 +1153,7 @@ def init_state(st):
                 if t == T_BA:
                     c2[j, C_SEI_BASITE] += 1
             for s in range(sel_sp.size):
-                if _sel_match(sel_sp, sel_chg, sel_mask, s, o, chg[i], t):
+                if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], o, chg[i], t):
                     sel[j, s] += 1
     # flags without neighbour propagation, then destination counts, then weights
     for j in range(N):
@@ -1036,8 +1176,9 @@ def init_state(st):
                     c2[n, C_DOC] += 1
                 if f & F_DBA:
                     c2[n, C_DBA] += 1
-    for j in range(N):
-        refresh_weights(st, j)
+    wctr[1] = 0
+    allsites = np.arange(N).astype(np.int32)
+    refresh_rates(st, allsites, N)
 
 
 @njit(cache=True)
