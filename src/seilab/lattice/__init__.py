@@ -163,10 +163,29 @@ def build_lattice(
     return Lattice((nx, ny, nz), float(a), site_type, nbr, n_nbr, near, layer, tuple(stencils))
 
 
+_CACHE: dict[tuple, Lattice] = {}
+_CACHE_MAX_SITES = 1_000_000  # campaign workers build the same small lattice again and again
+
+
 def lattice_from_model(spec) -> Lattice:
-    """Build the lattice that a :class:`seilab.model.ModelSpec` describes."""
+    """Build the lattice that a :class:`seilab.model.ModelSpec` describes.
+
+    Lattices of up to a million sites are kept per process (the tables are never written to),
+    so the runs of a campaign share one.
+    """
     lat = spec.lattice
-    return build_lattice(
+    key = (
+        tuple(lat.box),
+        float(lat.a_angstrom),
+        tuple(sorted(lat.cutoffs.items())),
+        float(lat.reference_a_angstrom),
+        float(lat.neighbor_tolerance),
+        (float(lat.min_r.OC_type), float(lat.min_r.BA_type)),
+    )
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    out = build_lattice(
         tuple(lat.box),
         lat.a_angstrom,
         lat.cutoffs,
@@ -174,3 +193,8 @@ def lattice_from_model(spec) -> Lattice:
         tolerance=lat.neighbor_tolerance,
         min_r=(lat.min_r.OC_type, lat.min_r.BA_type),
     )
+    if out.n_sites <= _CACHE_MAX_SITES:
+        if len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = out
+    return out
