@@ -8,7 +8,8 @@ Design (see docs/engine.md):
 
 * Per-site neighbour counters (species counts, SEI counts, "ionisers", selector counts) are
   updated incrementally by :func:`set_site`, which touches only the changed site and its
-  neighbours; derived flags, eligible-site sets and rates are refreshed for those sites only.
+  neighbours; derived flags and eligible-site sets are refreshed for those sites at once, and
+  rates once per event (:func:`flush_rates`) for the sites whose rate inputs changed.
 * Rates live in sum trees (one leaf per site) whose inner nodes are recomputed as
   left + right, so the incremental tree equals a tree built from scratch bit for bit.
 * The legacy engine re-samples the electrolyte molecules (a uniform random assignment of
@@ -19,8 +20,10 @@ Design (see docs/engine.md):
   proposed fragment's electrolyte neighbours (sequential sampling without replacement) inside an
   exact rejection step.
 * The framework rules (wrap, updateLiMetal, updateEther, charges) are applied after every
-  event only at sites whose inputs changed since each rule last ran (a change log with one
-  cursor per rule), which equals applying them to the whole lattice.
+  event only at sites whose inputs changed since each rule last ran (a typed change log with
+  one cursor per rule), which equals applying them to the whole lattice.
+* Speed: per-site helpers take scalars only and the half-cycle loop runs on reference-count-free
+  views of the state (see the note at :func:`borrowed` and docs/engine.md).
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def borrowed(st):
 
 
 # ----------------------------------------------------------------------------- sum tree
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def tree_set(tree, size, i, w):
     node = size + i
     if tree[node] == w:
@@ -178,7 +181,7 @@ def tree_build(tree, size):
 
 
 # ----------------------------------------------------------------------- indexable sets
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def set_add(sarr, spos, sn, s, i):
     if spos[s, i] >= 0:
         return
@@ -188,7 +191,7 @@ def set_add(sarr, spos, sn, s, i):
     sn[s] = k + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def set_remove(sarr, spos, sn, s, i):
     k = spos[s, i]
     if k < 0:
@@ -491,7 +494,8 @@ def set_site(st, i, new):
         if f != fo:
             flags[j] = f | (flags[j] & F_ACTIVE)
             diff = f ^ fo
-            for s, bit in ((S_PLATE, F_PLATE), (S_PACKOC, F_PACKOC), (S_PACKBA, F_PACKBA)):
+            for s in range(3):  # sets S_PLATE, S_PACKOC, S_PACKBA have flag bits 1 << s
+                bit = 1 << s
                 if diff & bit:
                     if f & bit:
                         k = sn[s]
