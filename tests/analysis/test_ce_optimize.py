@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import optuna
 import pandas as pd
 import pytest
 from known_answer import OPTIMUM, simulator, write_known_answer
 
-import seilab.campaign
 from seilab.analysis.defaults import DFT_PAIR_ENERGIES
 from seilab.analysis.optimize import (
     BOSettings,
@@ -145,9 +145,43 @@ def test_verification_loop_feeds_results_back(known_folder, tmp_path):
     assert not r0 & r1
 
 
-@pytest.mark.skipif(
-    hasattr(seilab.campaign, "run_param_sets"), reason="campaign runner is available"
-)
-def test_verify_without_campaign_runner(known_folder, tmp_path):
-    with pytest.raises(AnalysisError, match="campaign runner unavailable"):
-        _bo(known_folder, tmp_path / "v", 5, verify=1)
+def test_verification_batches_get_their_own_folders(tmp_path):
+    """A resumed study whose best proposals changed must not hit the old batch's campaign folder
+    (a campaign folder refuses other parameter sets); an unchanged batch is reused."""
+    from seilab.analysis.optimize import simulate, verify_campaign_dir
+
+    a = [{**DFT_PAIR_ENERGIES, "SFO-Li": 0.4}]
+    b = [{**DFT_PAIR_ENERGIES, "SFO-Li": 0.5}]
+    first = simulate(simulator, a, 2, tmp_path)
+    assert first["replicates"].tolist() == [2]
+    simulate(simulator, b, 2, tmp_path)
+    da, db = (
+        verify_campaign_dir(simulator, a, 2, tmp_path),
+        verify_campaign_dir(simulator, b, 2, tmp_path),
+    )
+    assert da != db and da.is_dir() and db.is_dir()
+    assert verify_campaign_dir(simulator, a, 3, tmp_path) != da  # replicates are part of the key
+    stamp = (da / "manifest.parquet").stat().st_mtime_ns
+    pd.testing.assert_frame_equal(simulate(simulator, a, 2, tmp_path), first)
+    assert (da / "manifest.parquet").stat().st_mtime_ns == stamp
+
+
+def test_verdict_needs_replicate_spread():
+    from seilab.analysis.optimize import verification_verdict
+
+    def report(sem_best, sem_dft):
+        return pd.DataFrame(
+            {
+                "label": ["round 0 proposal 1", "DFT defaults"],
+                "simulated_ce_pct": [95.0, 90.0],
+                "simulated_sem": [sem_best, sem_dft],
+                "within_interval": [True, False],
+            }
+        )
+
+    v = verification_verdict(report(1.0, 1.5))  # 5 > 2 * hypot(1, 1.5) = 3.61
+    assert v["holds"] is True and v["combined_sem_pct"] == pytest.approx(math.hypot(1.0, 1.5))
+    assert v["difference_pct"] == 5.0 and v["predictions_within_interval"] == 0.5
+    assert verification_verdict(report(2.0, 2.0))["holds"] is False  # 5 < 2 * 2.83
+    one = verification_verdict(report(float("nan"), float("nan")))  # one replicate each
+    assert one["holds"] is None and "at least 2 replicates" in one["note"]

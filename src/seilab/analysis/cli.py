@@ -104,11 +104,11 @@ def optimize_cmd(
     verify: int = typer.Option(0, help="Simulate the N best proposals and the DFT defaults."),
     replicates: int = typer.Option(3, help="Replicate seeds per verified parameter set."),
     rounds: int = typer.Option(1, help="Verification rounds (results fed back between rounds)."),
-    sim_model: str = typer.Option(
-        "paper", help="Model of the verification simulations (name or TOML)."
+    sim_model: str | None = typer.Option(
+        None, help="Model of the verification simulations, name or TOML (default: the campaign's)."
     ),
     sim_cycles: int | None = typer.Option(
-        None, help="Cycles per verification simulation (default: the model's)."
+        None, help="Cycles per verification simulation (default: the campaign's)."
     ),
     sim_workers: int | None = typer.Option(
         None, help="Parallel simulation workers (default: the campaign's)."
@@ -153,7 +153,7 @@ def optimize_cmd(
     typer.echo(res.best[res.best["optimised"]].to_string(index=False))
     if res.verification is not None:
         v = s["verification"]
-        typer.echo(f"verification: holds = {v.get('holds')} ({v.get('rule', '')})")
+        typer.echo(f"verification: holds = {v.get('holds')} ({v.get('note') or v.get('rule', '')})")
     typer.echo(f"outputs in {res.out}")
 
 

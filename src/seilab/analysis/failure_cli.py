@@ -60,8 +60,8 @@ def failure_cmd(
     and early warning from the first N cycles.  Writes OUT/failure_summary.json and the tables
     and figures listed in docs/analysis-failure.md.
     """
+    from seilab.analysis.dataset import load_campaign
     from seilab.analysis.failure import EARLY_WARNING_N, run_failure_analysis
-    from seilab.campaign import load_dataset
     from seilab.errors import AnalysisError
 
     if grouping not in ("run", "cycle"):
@@ -71,7 +71,7 @@ def failure_cmd(
     ns = tuple(sorted(set(early_n))) if early_n else EARLY_WARNING_N
     if any(n < 1 for n in ns):
         raise AnalysisError("--early-n values must be positive cycle counts")
-    data = load_dataset(folder)
+    data = load_campaign(folder)
     summary = run_failure_analysis(
         data,
         out,

@@ -19,6 +19,7 @@ verified results back (ask/tell) and proposes again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -537,32 +538,77 @@ def best_proposals(
 
 
 # ---------------------------------------------------------------------- verification
+def campaign_simulator_options(folder: str | Path | None) -> dict[str, Any]:
+    """Simulator options of the campaign that produced a data set (its ``campaign.toml``).
+
+    Verification must simulate what the surrogate learnt from: the same model, box, number of
+    cycles and campaign-wide overrides (``--set``) as the campaign, or the simulated CE is not
+    comparable with the predicted one.
+
+    Parameters
+    ----------
+    folder
+        Campaign folder; ``None`` or a folder without ``campaign.toml`` gives ``{}``.
+
+    Returns
+    -------
+    dict
+        Keyword options of ``seilab.campaign.run_param_sets``: ``base_model``, ``cycles``,
+        ``box``, ``overrides`` and ``workers`` (those the file records).
+
+    Raises
+    ------
+    AnalysisError
+        When ``campaign.toml`` exists but is not valid TOML.
+    """
+    import tomllib
+
+    if folder is None:
+        return {}
+    path = Path(folder) / schema.CAMPAIGN_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AnalysisError(f"{path}: not valid TOML ({exc})") from None
+    sim, exe = doc.get("simulator", {}), doc.get("execution", {})
+    opts: dict[str, Any] = {}
+    if sim.get("model") is not None:
+        opts["base_model"] = str(sim["model"])
+    if sim.get("cycles") is not None:
+        opts["cycles"] = int(sim["cycles"])
+    if sim.get("box") is not None:
+        opts["box"] = [int(v) for v in sim["box"]]
+    if sim.get("set"):
+        opts["overrides"] = dict(sim["set"])
+    if exe.get("backend", "process") == "process" and exe.get("workers") is not None:
+        opts["workers"] = int(exe["workers"])
+    return opts
+
+
 def campaign_runner(**options: Any) -> RunSpecs:
     """The campaign machinery's runner ``seilab.campaign.run_param_sets`` as a ``run_specs``.
 
     Parameters
     ----------
     **options
-        Keyword options of ``run_param_sets`` (``cycles``, ``workers``, ``base_model``,
-        ``seed``, ...); ``None`` values are left out.
+        Keyword options of ``run_param_sets`` (``base_model``, ``cycles``, ``box``,
+        ``overrides``, ``workers``, ``seed``, ...); ``None`` values are left out.
 
-    Raises
-    ------
-    AnalysisError
-        "campaign runner unavailable" when the campaign package does not provide it.
+    Returns
+    -------
+    callable
+        ``run_specs(param_sets, replicates, out_dir) -> DataFrame`` (one row per run).
     """
-    try:
-        from seilab.campaign import run_param_sets  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise AnalysisError(
-            "campaign runner unavailable: --verify needs seilab.campaign.run_param_sets"
-            f"(param_sets, replicates, out_dir) -> DataFrame[spec, ce_mean_pct] ({exc})"
-        ) from None
+    from seilab.campaign import run_param_sets
+
     kwargs = {k: v for k, v in options.items() if v is not None}
 
     def run_specs(specs: list[dict[str, float]], replicates: int, out_dir: Path) -> pd.DataFrame:
         return run_param_sets(specs, replicates, out_dir, **kwargs)
 
+    run_specs.options = kwargs  # type: ignore[attr-defined]  # part of the batch key
     return run_specs
 
 
@@ -575,14 +621,31 @@ def _simulated_column(df: pd.DataFrame) -> str:
     )
 
 
+def verify_campaign_dir(
+    run_specs: RunSpecs, specs: list[dict[str, float]], replicates: int, out_dir: Path
+) -> Path:
+    """Campaign folder of one verification batch: ``out_dir/campaign-<key>``.
+
+    The key hashes the parameter sets, the replicates and the runner's simulator options, so a
+    resumed study whose best proposals changed (or a different ``--sim-cycles``) gets a new
+    folder instead of a campaign folder that refuses different parameter sets.
+    """
+    ident = {
+        "specs": specs,
+        "replicates": int(replicates),
+        "simulator": getattr(run_specs, "options", None),
+    }
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+    return out_dir / f"campaign-{key[:12]}"
+
+
 def simulate(
     run_specs: RunSpecs, specs: list[dict[str, float]], replicates: int, out_dir: Path
 ) -> pd.DataFrame:
     """Run (or reuse) the simulator on parameter sets; per-spec replicate statistics.
 
-    ``run_specs`` writes its campaign folder to ``out_dir/campaign``; the per-run table it returns
-    is kept in ``out_dir/results.parquet`` together with the specs, so a re-run with the same
-    specs reuses it.
+    ``run_specs`` writes its campaign folder to :func:`verify_campaign_dir`; the per-run table it
+    returns is kept beside it as ``results.parquet``, so a re-run with the same specs reuses it.
 
     Returns
     -------
@@ -591,27 +654,21 @@ def simulate(
         ``simulated_sem``, ``simulated_min``, ``simulated_max``, ``replicates`` (runs with a
         CE), ``runs_failed`` (runs without one: failed or no charge).
     """
+    camp = verify_campaign_dir(run_specs, specs, replicates, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache = out_dir / "results.parquet"
-    spec_file = out_dir / "specs.json"
-    if (
-        cache.is_file()
-        and spec_file.is_file()
-        and json.loads(spec_file.read_text())
-        == {
-            "specs": specs,
-            "replicates": replicates,
-        }
-    ):
+    cache = camp.with_name(camp.name + "-results.parquet")
+    if cache.is_file():
         raw = pd.read_parquet(cache)
     else:
-        raw = run_specs(specs, replicates, out_dir / "campaign")
+        raw = run_specs(specs, replicates, camp)
         if not isinstance(raw, pd.DataFrame) or "spec" not in raw.columns:
             raise AnalysisError(
                 "run_specs must return a DataFrame with a 'spec' column (index into the specs)"
             )
         raw.to_parquet(cache, index=False)
-        spec_file.write_text(json.dumps({"specs": specs, "replicates": replicates}))
+        (out_dir / f"{camp.name}-specs.json").write_text(
+            json.dumps({"specs": specs, "replicates": replicates}, indent=1)
+        )
     col = _simulated_column(raw)
     g = raw.groupby("spec")[col]
     stats = pd.DataFrame(
@@ -732,8 +789,12 @@ def run_optimization(
         Simulator callable ``(param_sets, replicates, out_dir) -> DataFrame[spec, seed,
         ce_mean_pct]``; default: :func:`campaign_runner` with ``simulator_options``.
     simulator_options
-        Options of ``seilab.campaign.run_param_sets`` (``cycles``, ``workers``, ``base_model``,
-        ``seed``) for the default runner.
+        Options of ``seilab.campaign.run_param_sets`` (``base_model``, ``cycles``, ``box``,
+        ``overrides``, ``workers``, ``seed``) for the default runner; ``None`` values are left
+        out.  They replace the campaign's own settings, which the default runner otherwise
+        reads from ``folder/campaign.toml`` (:func:`campaign_simulator_options`), so that the
+        verification simulates the model, box, cycles and ``--set`` overrides the surrogate was
+        trained on.
     data
         Per-cycle data in memory instead of ``folder``.
     progress
@@ -752,8 +813,12 @@ def run_optimization(
         raise AnalysisError("--verify must be >= 0, --replicates >= 1 and --rounds >= 1")
     resolve_models([surrogate_model])
     chosen = resolve_pairs(params) if params is not None else None  # validate names before any work
+    sim_options: dict[str, Any] = {}
     if verify and run_specs is None:
-        run_specs = campaign_runner(**dict(simulator_options or {}))  # fail early
+        # the campaign's own simulator settings, then what the caller gives explicitly
+        sim_options = campaign_simulator_options(folder if data is None else None)
+        sim_options.update({k: v for k, v in (simulator_options or {}).items() if v is not None})
+        run_specs = campaign_runner(**sim_options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = StepTimer(show=progress)
@@ -876,6 +941,8 @@ def run_optimization(
     }
     if verification is not None:
         summary["verification"] = verification_verdict(verification)
+        if sim_options:
+            summary["verification"]["simulator_options"] = sim_options
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return OptimizeResult(
         out=out,
@@ -1037,7 +1104,7 @@ def verify_loop(
         done += [p["energies"] for p in props]
         if r + 1 < rounds:
             try:
-                extra = load_dataset(rdir / "campaign")
+                extra = load_dataset(verify_campaign_dir(run_specs, specs, replicates, rdir))
                 extra = extra.assign(
                     **{schema.RUN_ID: f"verify{r}-" + extra[schema.RUN_ID].astype(str)}
                 )
@@ -1101,21 +1168,27 @@ def verification_verdict(report: pd.DataFrame) -> dict[str, Any]:
         out["note"] = "no simulated CE for the proposals or for the DFT defaults (runs failed)"
         return out
     best = ok.sort_values("simulated_ce_pct", ascending=False).iloc[0]
-    se = math.sqrt(
-        np.nan_to_num(best["simulated_sem"]) ** 2 + np.nan_to_num(d["simulated_sem"]) ** 2
-    )
     diff = float(best["simulated_ce_pct"] - d["simulated_ce_pct"])
+    rule = "best simulated proposal exceeds the simulated DFT defaults by more than 2 combined SEMs"
     out.update(
         {
             "best_proposal": str(best["label"]),
             "best_simulated_pct": float(best["simulated_ce_pct"]),
             "dft_simulated_pct": float(d["simulated_ce_pct"]),
             "difference_pct": diff,
-            "combined_sem_pct": se,
-            "holds": bool(diff > 2 * se),
-            "rule": "best simulated proposal exceeds the simulated DFT defaults by more than 2 combined SEMs",
+            "rule": rule,
         }
     )
+    sems = (float(best["simulated_sem"]), float(d["simulated_sem"]))
+    if not all(np.isfinite(sems)):
+        # one replicate has no spread: a single run cannot tell an optimum from noise
+        out["combined_sem_pct"] = None
+        out["holds"] = None
+        out["note"] = "no verdict: it needs at least 2 replicates with a CE per set (--replicates)"
+        return out
+    se = math.hypot(*sems)
+    out["combined_sem_pct"] = se
+    out["holds"] = bool(diff > 2 * se)
     return out
 
 
