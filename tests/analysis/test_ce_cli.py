@@ -27,7 +27,7 @@ def _app() -> typer.Typer:
 def test_analyze_ce_end_to_end(synthetic_campaign, tmp_path):
     out = tmp_path / "ce"
     args = ["analyze", "ce", str(synthetic_campaign), "--out", str(out), "--size", "small"]
-    args += ["--jobs", "1", "--shap-samples", "40", "--shap-background", "20", "--quiet"]
+    args += ["--jobs", "1", "--shap-samples", "24", "--shap-background", "12", "--quiet"]
     res = runner.invoke(_app(), args)
     assert res.exit_code == 0, res.output + repr(res.exception)
     metrics = pd.read_csv(out / "metrics.csv").set_index("model")
