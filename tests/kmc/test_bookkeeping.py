@@ -83,7 +83,7 @@ def test_charge_counting_ledger_and_ce(small_run):
     # half-cycle bounds: each half ends on the budget or past the time cap
     for half in ("ch", "dis"):
         budget = df[f"end_{half}"] == "budget"
-        assert (df.loc[budget, f"n_events_{half}"] == 50).all()
+        assert (df.loc[budget, f"n_events_{half}"] == 30).all()
         assert (df.loc[df[f"end_{half}"] == "time", f"t_{half}_s"] >= 3600).all()
 
 

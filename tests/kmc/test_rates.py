@@ -21,7 +21,7 @@ def _rate(comp, name):
 
 def test_rate_law_hand_values():
     comp = compile_model(load_model("paper").with_box((3, 3, 8)))
-    assert _rate(comp, "plating") == pytest.approx(0.5 * 1e-4)
+    assert _rate(comp, "plating") == pytest.approx(0.5 * 1.5e-3)
     assert _rate(comp, "sfo") == pytest.approx(0.5 * 1e-6)
     assert _rate(comp, "sol2") == pytest.approx(0.5 * 1e10 * math.exp(-0.364 / KT), rel=1e-12)
     assert _rate(comp, "sol2") == pytest.approx(3.49e3, rel=5e-3)  # the reference table's value
@@ -30,7 +30,7 @@ def test_rate_law_hand_values():
 def test_rate_law_potential_term():
     m = load_model("paper", {"reactions.plating.alpha": 0.5, "reactions.plating.ea": 0.2}).with_box((3, 3, 8))
     comp = compile_model(m)
-    expect = 0.5 * 1.0 * 1e-4 * math.exp(-(0.2 - 0.5 * (4.4 - (-3.04))) / KT)
+    expect = 0.5 * 1.0 * 1.5e-3 * math.exp(-(0.2 - 0.5 * (4.4 - (-3.04))) / KT)
     assert _rate(comp, "plating") == pytest.approx(expect, rel=1e-12)
 
 

@@ -21,7 +21,7 @@ def test_every_preset_plans_a_valid_campaign(name: str) -> None:
 
 def test_paper_preset_is_the_papers_design_and_the_default_is_a_preset() -> None:
     paper = plan_campaign(campaign_config(RunOptions(preset=get_preset("paper"))))
-    assert (len(paper.runs), paper.cycles, paper.box) == (380, 100, [10, 10, 40])
+    assert (len(paper.runs), paper.cycles, paper.box) == (380, 100, [10, 10, 30])
     assert get_preset("paper").bo_trials == 150
     assert DEFAULT_PRESET in PRESETS
 
