@@ -657,14 +657,30 @@ def _failure(f: _Folder) -> list[str]:
     return body
 
 
+def _no_classifier_reason(s: Mapping[str, Any], short: bool = False) -> str:
+    """Why the failure analysis trained no classifier."""
+    n_f, n = s.get("n_failed") or 0, s.get("n_runs") or 0
+    if not n_f:
+        return "no run fails"
+    if n_f == n:
+        return "every run fails"
+    if short:
+        return "too few runs of a class"
+    why = [m for m in s.get("messages") or [] if "classifier" in m]
+    return (
+        why[0].removeprefix("classifiers skipped: ")
+        if why
+        else f"too few runs of a class ({n_f} failing, {n - n_f} not)"
+    )
+
+
 def _classifiers(f: _Folder) -> list[str]:
     prob = _stage_problem(f, "failure")
     s = _failure_summary(f)
     if s is None:
         return [_p(_e(prob or "No failure-analysis results in this folder."), "missing")]
     if not s.get("classifiers"):
-        why = [m for m in s.get("messages") or [] if "classif" in m or "fail" in m]
-        reason = why[0] if why else "not enough failing and non-failing runs"
+        reason = _no_classifier_reason(s)
         return [
             _p(
                 "The five classifiers of failure (logistic regression, random forest, gradient "
@@ -832,12 +848,7 @@ def headline_rows(f: _Folder) -> list[list[str]]:
     s = _failure_summary(f)
     prob_f = _stage_problem(f, "failure") or "failure analysis not run"
     aucs = (s or {}).get("classifier_auc") or {}
-    reason = (
-        prob_f
-        if s is None
-        else "not trained: "
-        + ("no run fails" if not s.get("n_failed") else "too few runs of a class")
-    )
+    reason = prob_f if s is None else "not trained: " + _no_classifier_reason(s, short=True)
     for name in _CLASSIFIERS:
         paper = {"RandomForest": PAPER["rf_auc"], "XGBoost": PAPER["xgb_auc"]}.get(
             name, PAPER["other_auc"]
@@ -967,7 +978,10 @@ def _provenance(f: _Folder) -> list[str]:
         [
             "campaign options",
             json.dumps(
-                {k: ident.get(k) for k in ("design", "n", "replicates", "cycles", "box", "set")}
+                {
+                    k: ident.get(k)
+                    for k in ("design", "n", "pairs", "replicates", "cycles", "box", "set")
+                }
             ),
         ],
         ["execution", json.dumps(s.get("execution") or {})],
