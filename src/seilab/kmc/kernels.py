@@ -276,13 +276,7 @@ def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmo
                 w += rx_rate[srx] * boltz
             if hrx >= 0 and c2[j, C_HD] > 0:
                 w += rx_rate[hrx] * boltz * c2[j, C_HD]
-        node = size + j
-        if tdis[node] != w:
-            tdis[node] = w
-            node >>= 1
-            while node >= 1:
-                tdis[node] = tdis[2 * node] + tdis[2 * node + 1]
-                node >>= 1
+        tree_set(tdis, size, j, w)
         # diffusion of a fragment
         w = 0.0
         if role[o] == ROLE_FRAGMENT:
@@ -293,13 +287,7 @@ def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmo
                     if s != METAL:
                         ea += INT[o, s] * cnt[j, s]
                 w = dpref * np.exp(-ea / kT) * nd
-        node = size + j
-        if tdiff[node] != w:
-            tdiff[node] = w
-            node >>= 1
-            while node >= 1:
-                tdiff[node] = tdiff[2 * node] + tdiff[2 * node + 1]
-                node >>= 1
+        tree_set(tdiff, size, j, w)
         # molecule reactions at an electrolyte site
         act = False
         if o == BACKGROUND:
