@@ -23,7 +23,7 @@ What is measured
    backend: ``E = T1 / (2 T2)`` on the campaign wall times (start-up included), and the same on
    the summed run times to show how much two concurrent simulations slow each other.
 3. ``--full``: wall time of ``seilab campaign run --design paper`` (380 runs x 100 cycles, box
-   10x10x40), start-up included.
+   of the default model), start-up included.
 """
 
 from __future__ import annotations
@@ -155,7 +155,10 @@ def main() -> None:
         print(f"   summed run time: {e['run_time_sum_1_s']:.2f} s on 1 worker, "
               f"{e['run_time_sum_2_s']:.2f} s on 2 (x{e['per_run_slowdown_2_workers']:.2f} per run)")
         if args.full:
-            print(f"\n3. full paper campaign: 380 runs x 100 cycles, box 10x10x40, "
+            from seilab.model import load_model
+
+            box = "x".join(map(str, load_model("paper").spec.lattice.box))
+            print(f"\n3. full paper campaign: 380 runs x 100 cycles, default box {box}, "
                   f"{args.workers} workers, {args.full_backend}")
             f = bench_full(tmp, args.workers, args.full_backend)
             print(f"   wall {f['wall_s']:.1f} s ({f['wall_s'] / 60:.1f} min); run mean "

@@ -71,10 +71,27 @@ def main() -> None:
             f"cold start (compile, 1 cycle of 4x4x16): {time.perf_counter() - t:.1f} s (sim {r['sim_s']:.1f} s)"
         )
     run([4, 4, 16], 1, 0)  # warm the cache
-    rs = [run([10, 10, 40], args.cycles, s) for s in range(args.repeats)]
+    from seilab.model import load_model
+
+    default_box = list(load_model("paper").spec.lattice.box)
+    boxes = [default_box] + ([[10, 10, 40]] if default_box != [10, 10, 40] else [])
+    for box in boxes:
+        label = "default box" if box == default_box else "box"
+        report(box, label, args)
+    if args.big:
+        r = run([40, 40, 160], args.cycles, 0)
+        print(
+            f"paper literal box 40x40x160 (4.1 M sites), {args.cycles} cycles: {r['sim_s']:.1f} s wall"
+            f" ({r['cpu_s']:.1f} s CPU, set-up included), peak {r['peak_mb']:.0f} MB"
+        )
+
+
+def report(box, label, args) -> None:
+    """Time ``--repeats`` seeds on one box and print the figures."""
+    rs = [run(box, args.cycles, s) for s in range(args.repeats)]
     sims = [r["sim_s"] for r in rs]
     ev = sum(r["events"] + r["hops"] for r in rs) / sum(sims)
-    print(f"default box 10x10x40, {args.cycles} cycles, {args.repeats} seeds:")
+    print(f"{label} {'x'.join(map(str, box))}, {args.cycles} cycles, {args.repeats} seeds:")
     print(
         f"  median {statistics.median(sims):.2f} s wall per simulation (min {min(sims):.2f}, max {max(sims):.2f}),"
         f" median CPU {statistics.median(r['cpu_s'] for r in rs):.2f} s"
@@ -87,12 +104,6 @@ def main() -> None:
         f"  {ev:,.0f} events/s (reactions + fragment hops), reactions per run {statistics.mean(r['events'] for r in rs):,.0f}, hops per run {statistics.mean(r['hops'] for r in rs):,.0f}"
     )
     print(f"  peak memory {max(r['peak_mb'] for r in rs):.0f} MB")
-    if args.big:
-        r = run([40, 40, 160], args.cycles, 0)
-        print(
-            f"paper literal box 40x40x160 (4.1 M sites), {args.cycles} cycles: {r['sim_s']:.1f} s wall"
-            f" ({r['cpu_s']:.1f} s CPU, set-up included), peak {r['peak_mb']:.0f} MB"
-        )
 
 
 if __name__ == "__main__":
