@@ -32,7 +32,7 @@ class Preset:
     cycles
         Cycles per simulation (None: the model's, 100 for ``paper``).
     box
-        Simulation box in cubes (None: the model's, 10 x 10 x 40 for ``paper``).
+        Simulation box in cubes (None: the model's default box).
     set
         Campaign-wide model overrides (``--set``).
     ce_size
@@ -102,8 +102,8 @@ class Preset:
         return replace(self, **vals)
 
 
-#: The presets.  Timings are for this project's shared 2-core machine with the simulator of
-#: early 2025 (30-60 s per 100-cycle run on the 10 x 10 x 40 box; see benchmarks/).
+#: The presets.  Timings are for this project's shared 2-core machine with the simulator and the
+#: default model of December 2026 (docs/run.md).
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -111,11 +111,11 @@ PRESETS: dict[str, Preset] = {
             name="paper",
             short="380 runs x 100 cycles, the paper's design",
             description="the paper's data set: 380 runs (19 x 16 one-at-a-time + 76 random), "
-            "100 cycles, 10 x 10 x 40 box, paper-size models, 150 BO trials, 3 x 3 verification",
+            "100 cycles, the model's default box, paper-size models, 150 BO trials, 3 x 3 verification",
             design="paper",
             cycles=100,
             box=None,
-            budget="hours on 2 cores with today's simulator (380 runs x 30-60 s / workers)",
+            budget="more than 15 minutes on 2 cores: some random runs take minutes each",
         ),
         Preset(
             name="quick",
@@ -131,7 +131,7 @@ PRESETS: dict[str, Preset] = {
             box=(8, 8, 32),
             verify=1,
             verify_replicates=2,
-            budget="about 5 minutes on 2 cores (4.6 min measured on the shared machine)",
+            budget="1-5 minutes on 2 cores (58 s measured on a quiet machine)",
         ),
         Preset(
             name="smoke",
@@ -159,7 +159,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 #: The preset of ``seilab run`` without ``--preset``.  It would be ``paper`` if the full design
-#: finished within 15 minutes on 2 cores; with the current simulator it does not.
+#: finished within 15 minutes on 2 cores; with the current simulator it does not (some random
+#: parameter sets take minutes per run; docs/run.md gives the measurements).
 DEFAULT_PRESET = "quick"
 
 
