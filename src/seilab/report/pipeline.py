@@ -552,7 +552,7 @@ def _null() -> Iterator[None]:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt, so that the status file records the interruption."""
+    """Turn the first SIGTERM into KeyboardInterrupt, so that the status file records it."""
     import signal
     import threading
 
@@ -561,6 +561,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+        # A second SIGTERM kills at once: the first one's KeyboardInterrupt can be lost when it
+        # arrives inside a ctypes callback (Numba compiling in this process).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
