@@ -114,3 +114,60 @@ def test_provenance_in_table_metadata(small_run):
     assert len(md["model_sha256"]) == 64 and md["seilab_version"]
     assert md["parameters"]["pairs"]["Li-Li"] == small_run.to_pandas()["e_pair_li_li_ev"].iloc[0]
     assert isinstance(small_run.table, pa.Table)
+
+
+def test_wrap_then_remove_shortcut_equals_the_literal_rules():
+    """Sites that wrap fills and the removal rule empties in the same pass go straight to the
+    outcome; against the literal rules (metal placed, then removed) the lattice and the Li
+    ledger counters must be the same after every event."""
+    sim = Simulation(load_model("paper").with_box((4, 4, 16)), seed=3)
+    for _ in range(6):
+        for kind in ("charge", "discharge"):
+            sim.run_half(kind)
+    st = sim.st
+    # plant SEI so that some BA sites have both OC- and BA-type fragment neighbours
+    occ0, stype0, tclass = sim.dyn[0], sim.comp.static[2], sim.comp.static[3]
+    nbr, nn = sim.comp.static[0], sim.comp.static[1]
+    f_code, o_code = sim.comp.species.index("F"), sim.comp.species.index("O")
+    free = (K.EMPTY, K.BACKGROUND)
+    planted = 0
+    for j in np.nonzero((stype0 == K.T_BA) & (occ0 == K.BACKGROUND))[0]:
+        ks = nbr[j, : nn[j]]
+        oc = [k for k in ks if occ0[k] in free and tclass[stype0[k]] == K.CL_OC]
+        ba = [k for k in ks if occ0[k] in free and tclass[stype0[k]] == K.CL_BA and stype0[k] != K.T_BCB]
+        if oc and ba:
+            K.set_site(st, int(oc[0]), f_code)
+            K.set_site(st, int(ba[0]), o_code)
+            planted += 1
+        if planted == 6:
+            break
+    K.maintenance(st, np.zeros(200, dtype=np.int64), False)
+    literal_static = list(sim.comp.static)
+    literal_static[24] = literal_static[24].copy()
+    literal_static[24][K.IP_WRAP_SHORTCUT] = 0
+    literal_static = tuple(literal_static)
+    occ, c2, stype, role = sim.dyn[0], sim.dyn[3], sim.comp.static[2], sim.comp.static[6]
+    hc = np.zeros(200, dtype=np.int64)
+    nmol = np.zeros(4, dtype=np.int64)
+    dt = np.zeros(1)
+    exercised = checked = 0
+    for step in range(400):
+        K.molecule_numbers(st, nmol)
+        if step % 5 == 4:
+            fired = K.reaction_step(st, (step // 50) % 2, nmol, hc, dt) == K.R_FIRED
+        else:
+            fired = K.diffusion_step(st, nmol, sim.rev_stamp, sim.rev_label, hc)
+        if not fired:
+            continue
+        flip = (np.isin(stype, (K.T_BA, K.T_TE)) & (occ != K.METAL) & (role[occ] != K.ROLE_FRAGMENT)
+                & (c2[:, K.C_SEI_OC] > 0) & (c2[:, K.C_SEI_BA] > 0))
+        exercised += int(flip.sum())
+        twin = tuple(a.copy() for a in sim.dyn)
+        hc_twin = hc.copy()
+        K.maintenance((twin, literal_static), hc_twin, False)
+        K.maintenance(st, hc, False)
+        assert np.array_equal(twin[0], sim.dyn[0]), f"event {step}"
+        for c in (K.H_WRAP, K.H_REMOVED, K.H_FILLED):
+            assert hc_twin[c] == hc[c], f"event {step}, counter {c}"
+        checked += 1
+    assert checked > 100 and exercised > 0

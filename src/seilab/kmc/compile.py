@@ -154,6 +154,7 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     ip[K.IP_STRIP_RX] = strip_rx
     ip[K.IP_HOP_RX] = hop_rx
     ip[K.IP_MOL_INT_ANY] = int(np.any(INT[:nsplat, nsplat:] != 0))
+    ip[K.IP_WRAP_SHORTCUT] = 1  # tests switch it off to check it against the literal rules
     fp = np.zeros(K.N_FP)
     fp[K.FP_KT] = kT
     fp[K.FP_DIFF_PREF] = phys.global_prefactor * spec.diffusion.sigma * spec.diffusion.k0

@@ -75,11 +75,15 @@ N_SETS = 4
     IP_STRIP_RX,
     IP_HOP_RX,
     IP_MOL_INT_ANY,
-) = range(22)
-N_IP = 22
+    IP_WRAP_SHORTCUT,
+) = range(23)
+N_IP = 23
 # float parameters (fp)
 FP_KT, FP_DIFF_PREF, FP_SCAN, FP_REJECT, FP_EL_MOLPERSITE = range(5)
 N_FP = 5
+
+# a framework-rule outcome: metal placed by wrap and removed by updateLiMetal in the same pass
+WRAP_THEN_REMOVED = -1
 
 # kinds of change in a log entry (low three bits; the site is entry >> 3)
 LOG_FRAGMENT, LOG_METAL, LOG_BACKGROUND = 1, 2, 4
@@ -589,6 +593,7 @@ def _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, n
     """
     thr = ip[IP_WRAP_BCB_THR]
     maxli = ip[IP_EL_MAXLI]
+    shortcut = ip[IP_WRAP_SHORTCUT] != 0 and ip[IP_LI_REMOVE] != 0
     m = 0
     for e in range(nc):
         j = e if every else cand[e]
@@ -612,6 +617,8 @@ def _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, n
             if want:
                 out_site[m] = j
                 out_sp[m] = METAL
+                if shortcut and (t == T_BA or t == T_TE) and c2[j, C_SEI_OC] > 0 and c2[j, C_SEI_BA] > 0:
+                    out_sp[m] = WRAP_THEN_REMOVED
                 m += 1
         elif stage == 1:
             if o != METAL:
@@ -675,7 +682,23 @@ def maintenance(st, hc, full):
         out_sp = np.empty(cap, dtype=np.int64)
         m = _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip)
         for e in range(m):
-            set_site(st, out_site[e], out_sp[e])
+            j = out_site[e]
+            if out_sp[e] != WRAP_THEN_REMOVED:
+                set_site(st, j, out_sp[e])
+                continue
+            # A BA/TE site next to both OC- and BA-type SEI: wrap puts metal on it and the
+            # removal rule, which reads only the site itself and SEI counts, takes it off again
+            # in this same pass; nothing in between reads it.  Go straight to the outcome (the
+            # ledger still counts one wrap and one removal), and log the site so that wrap sees
+            # it again after the next event, as the legacy pass does.
+            hc[H_REMOVED] += 1
+            if occ[j] != EMPTY:
+                set_site(st, j, EMPTY)
+            elif logn[0] < log.size:
+                log[logn[0]] = j * 8
+                logn[0] += 1
+            else:
+                misc[1] = 1
         if counter[stage] >= 0:
             hc[counter[stage]] += m
     if full:
