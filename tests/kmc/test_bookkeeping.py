@@ -171,3 +171,14 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
             assert hc_twin[c] == hc[c], f"event {step}, counter {c}"
         checked += 1
     assert checked > 100 and exercised > 0
+
+
+def test_a_stalled_half_ends_the_run_as_in_the_legacy_loop():
+    # every draw is rejected (waiting times above 3.6 ms), so the first half stalls at once
+    stall = {"protocol.reject_fraction": 1e-6, "protocol.max_rejections": 3}
+    res = simulate(load_model("paper", stall), cycles=3, seed=1, box=(4, 4, 16))
+    assert res.end_reason == "stalled" and res.table.num_rows == 0
+    going = simulate(load_model("paper", {**stall, "protocol.stall_ends_run": False}), cycles=3, seed=1, box=(4, 4, 16))
+    df = going.to_pandas()  # the run goes on: both halves stall, so the cycle has no event
+    assert going.end_reason == "exhausted" and len(df) == 1
+    assert df["end_ch"].iloc[0] == "stalled" and df["end_dis"].iloc[0] == "stalled"

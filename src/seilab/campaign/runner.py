@@ -316,8 +316,17 @@ def plan_campaign(config: CampaignConfig) -> CampaignPlan:
 
 # ------------------------------------------------------------------------------ folder
 @contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(
+    folder: Path, *, what: str = "campaign folder", error: type[Exception] = CampaignError
+) -> Iterator[None]:
     """Hold ``DIR/.lock`` (``fcntl.flock``, non-blocking) for the duration of the block.
+
+    Parameters
+    ----------
+    folder
+        The folder to lock.
+    what, error
+        How the folder is named in the error, and the exception raised.
 
     Raises
     ------
@@ -338,9 +347,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
             pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         finally:
             os.close(fd)
-        raise CampaignError(
-            f"campaign folder {folder} is in use by another process (pid {pid})"
-        ) from None
+        raise error(f"{what} {folder} is in use by another process (pid {pid})") from None
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

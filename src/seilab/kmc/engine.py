@@ -384,10 +384,18 @@ def simulate(
         while len(rows) < n_cycles:
             rec = sim.run_half(kind)
             kind = "discharge" if kind == "charge" else "charge"
+            # the legacy loop stops the run when no acceptable reaction can be drawn
+            stop = spec.protocol.stall_ends_run and int(rec.hc[K.H_END]) == K.END_STALLED
             if rec.kind == order[0]:
                 pending = rec
+                if stop:
+                    end_reason = "stalled"  # the cycle has no second half: it is not reported
+                    break
                 continue
             if pending is None:
+                if stop:
+                    end_reason = "stalled"
+                    break
                 continue  # a leading half that has no partner in the chosen pairing
             rows.append((pending, rec))
             pending = None
@@ -399,6 +407,9 @@ def simulate(
             if callback is not None:
                 callback(n, n_cycles)
             h1, h2 = rows[-1]
+            if stop:
+                end_reason = "stalled"
+                break
             if h1.hc[K.H_EVENTS] == 0 and h2.hc[K.H_EVENTS] == 0:
                 end_reason = "exhausted"  # nothing can happen any more: a whole cycle without events
                 break

@@ -81,19 +81,10 @@ def utc_now() -> str:
 
 
 def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write ``text`` to ``.<name>.tmp-<pid>`` beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Write ``text`` atomically (:func:`seilab.campaign.store.atomic_write_text`)."""
+    from seilab.campaign.store import atomic_write_text as write
+
+    return write(text, path)
 
 
 def _hash(obj: Any) -> str:
@@ -224,37 +215,17 @@ def _check_target(folder: Path) -> dict[str, Any] | None:
 
 @contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
-    """Hold ``DIR/.lock`` (``fcntl.flock``) so that two ``seilab run`` never share a folder.
+    """Hold ``DIR/.lock`` so that two ``seilab run`` never share a folder.
 
     Raises
     ------
     SeilabError
         "run folder DIR is in use by another process (pid N)".
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    from seilab.campaign.runner import folder_lock
+
+    with folder_lock(folder, what="run folder", error=SeilabError):
         yield
-        return
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        try:
-            pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        finally:
-            os.close(fd)
-        raise SeilabError(f"run folder {folder} is in use by another process (pid {pid})") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 def versions() -> dict[str, str]:
