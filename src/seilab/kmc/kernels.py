@@ -307,21 +307,10 @@ def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmo
             for m in range(nmol):
                 wmol[j, m] = 0.0
         if act:
-            if spos[S_ACTIVE, j] < 0:
-                k = sn[S_ACTIVE]
-                sarr[S_ACTIVE, k] = j
-                spos[S_ACTIVE, j] = k
-                sn[S_ACTIVE] = k + 1
+            set_add(sarr, spos, sn, S_ACTIVE, j)
             flags[j] |= F_ACTIVE
-        elif flags[j] & F_ACTIVE or spos[S_ACTIVE, j] >= 0:
-            k = spos[S_ACTIVE, j]
-            if k >= 0:
-                last = sn[S_ACTIVE] - 1
-                jj = sarr[S_ACTIVE, last]
-                sarr[S_ACTIVE, k] = jj
-                spos[S_ACTIVE, jj] = k
-                spos[S_ACTIVE, j] = -1
-                sn[S_ACTIVE] = last
+        elif flags[j] & F_ACTIVE:
+            set_remove(sarr, spos, sn, S_ACTIVE, j)
             flags[j] &= ~F_ACTIVE
 
 
@@ -490,18 +479,9 @@ def set_site(st, i, new):
                 bit = 1 << s
                 if diff & bit:
                     if f & bit:
-                        k = sn[s]
-                        sarr[s, k] = j
-                        spos[s, j] = k
-                        sn[s] = k + 1
+                        set_add(sarr, spos, sn, s, j)
                     else:
-                        k = spos[s, j]
-                        last = sn[s] - 1
-                        jj = sarr[s, last]
-                        sarr[s, k] = jj
-                        spos[s, jj] = k
-                        spos[s, j] = -1
-                        sn[s] = last
+                        set_remove(sarr, spos, sn, s, j)
             if diff & (F_HD | F_DOC | F_DBA):
                 dh = 0 if not (diff & F_HD) else (1 if f & F_HD else -1)
                 do = 0 if not (diff & F_DOC) else (1 if f & F_DOC else -1)
