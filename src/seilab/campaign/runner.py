@@ -553,13 +553,16 @@ class _ManifestWriter:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt (main thread only) so the manifest gets written."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):  # noqa: ARG001
+        # A second SIGTERM kills at once: the first one's KeyboardInterrupt can be lost when it
+        # arrives inside a ctypes callback (Numba compiling in this process).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
@@ -771,7 +774,7 @@ def run_campaign(
         desc = "nothing to run"
         bar = _Progress(False, 0, 0, failed0, "")
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 if todo:
                     with open_executor(
                         config.backend,

@@ -524,24 +524,10 @@ def _null() -> Iterator[None]:
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Turn the first SIGTERM into KeyboardInterrupt, so that the status file records it."""
-    import signal
-    import threading
+    from seilab.campaign.runner import sigterm_as_interrupt
 
-    if threading.current_thread() is not threading.main_thread():
+    with sigterm_as_interrupt():
         yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
-        # A second SIGTERM kills at once: the first one's KeyboardInterrupt can be lost when it
-        # arrives inside a ctypes callback (Numba compiling in this process).
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 # ------------------------------------------------------------------------------ driver
