@@ -386,17 +386,15 @@ def simulate(
             kind = "discharge" if kind == "charge" else "charge"
             # the legacy loop stops the run when no acceptable reaction can be drawn
             stop = spec.protocol.stall_ends_run and int(rec.hc[K.H_END]) == K.END_STALLED
-            if rec.kind == order[0]:
-                pending = rec
-                if stop:
-                    end_reason = "stalled"  # the cycle has no second half: it is not reported
-                    break
-                continue
-            if pending is None:
+            if rec.kind == order[0] or pending is None:
+                # the first half of a cycle, or a leading half without a partner in the chosen
+                # pairing; a stall here leaves no complete cycle to report
+                if rec.kind == order[0]:
+                    pending = rec
                 if stop:
                     end_reason = "stalled"
                     break
-                continue  # a leading half that has no partner in the chosen pairing
+                continue
             rows.append((pending, rec))
             pending = None
             n = len(rows)

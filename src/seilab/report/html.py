@@ -353,12 +353,22 @@ def _dataset(f: _Folder) -> list[str]:
     return body
 
 
+def _opening(f: _Folder, stage: str, data: object, absent: str) -> tuple[list[str], bool]:
+    """A section's first paragraphs: the stage's problem if any, or why there is nothing to show.
+
+    Returns the paragraphs and whether the section's data exist.
+    """
+    prob = _stage_problem(f, stage)
+    if data is None:
+        return [_p(_e(prob or absent), "missing")], False
+    return ([_p(_e(prob), "missing")] if prob else []), True
+
+
 def _regression(f: _Folder) -> list[str]:
-    prob = _stage_problem(f, "ce")
     m = f.csv("ce", "metrics.csv")
-    if m is None:
-        return [_p(_e(prob or "No CE-analysis results in this folder."), "missing")]
-    body = [_p(_e(prob), "missing")] if prob else []
+    body, found = _opening(f, "ce", m, "No CE-analysis results in this folder.")
+    if not found:
+        return body
     summ = f.json("ce", "summary.json") or {}
     d = summ.get("dataset") or {}
     sp = d.get("split") or {}
@@ -462,11 +472,10 @@ def _shap(f: _Folder) -> list[str]:
 
 
 def _optimisation(f: _Folder) -> list[str]:
-    prob = _stage_problem(f, "bo")
     s = f.json("bo", "summary.json")
-    if s is None:
-        return [_p(_e(prob or "No optimisation results in this folder."), "missing")]
-    body = [_p(_e(prob), "missing")] if prob else []
+    body, found = _opening(f, "bo", s, "No optimisation results in this folder.")
+    if not found:
+        return body
     sur = s.get("surrogate") or {}
     body.append(
         _p(
@@ -592,11 +601,10 @@ def _messages(s: Mapping[str, Any]) -> str:
 
 
 def _failure(f: _Folder) -> list[str]:
-    prob = _stage_problem(f, "failure")
     s = _failure_summary(f)
-    if s is None:
-        return [_p(_e(prob or "No failure-analysis results in this folder."), "missing")]
-    body = [_p(_e(prob), "missing")] if prob else []
+    body, found = _opening(f, "failure", s, "No failure-analysis results in this folder.")
+    if not found:
+        return body
     thr = s.get("threshold_pct")
     n_f, n = s.get("n_failed", 0), s.get("n_runs", 0)
     frac = _num(s.get("fraction_failing"))
