@@ -138,31 +138,45 @@ def main() -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         print(f"cpu_count={os.cpu_count()}  load average={os.getloadavg()}")
         print("\n1. per-run overhead (1 worker, serial trivial runs: 1 cycle, 4x4x16, 1 event)")
-        print(f"{'backend':8} {'runs':>5} {'wall s':>7} {'1st result s':>13} {'1st run s':>10} "
-              f"{'run s':>6} {'overhead ms (median)':>21} {'(mean)':>7}")
+        print(
+            f"{'backend':8} {'runs':>5} {'wall s':>7} {'1st result s':>13} {'1st run s':>10} "
+            f"{'run s':>6} {'overhead ms (median)':>21} {'(mean)':>7}"
+        )
         for b in [x.strip() for x in args.backends.split(",") if x.strip()]:
             r = bench_overhead(tmp, b, args.runs)
-            print(f"{r['backend']:8} {r['runs']:>5} {r['wall_s']:>7.2f} "
-                  f"{r['first_result_s']:>13.2f} {r['first_run_s']:>10.2f} "
-                  f"{r['run_median_s']:>6.3f} {r['overhead_median_ms']:>21.1f} "
-                  f"{r['overhead_mean_ms']:>7.1f}")
-        print(f"\n2. parallel efficiency, process backend, {args.eff_runs} identical runs "
-              "(3 cycles, 4x4x16, 5 events)")
+            print(
+                f"{r['backend']:8} {r['runs']:>5} {r['wall_s']:>7.2f} "
+                f"{r['first_result_s']:>13.2f} {r['first_run_s']:>10.2f} "
+                f"{r['run_median_s']:>6.3f} {r['overhead_median_ms']:>21.1f} "
+                f"{r['overhead_mean_ms']:>7.1f}"
+            )
+        print(
+            f"\n2. parallel efficiency, process backend, {args.eff_runs} identical runs "
+            "(3 cycles, 4x4x16, 5 events)"
+        )
         e = bench_efficiency(tmp, args.eff_runs)
         print(f"   load average after: {os.getloadavg()}")
-        print(f"   T1 = {e['t1_s']:.2f} s, T2 = {e['t2_s']:.2f} s: speed-up {e['speedup']:.2f}, "
-              f"efficiency T1/(2 T2) = {e['efficiency']:.2f}")
-        print(f"   summed run time: {e['run_time_sum_1_s']:.2f} s on 1 worker, "
-              f"{e['run_time_sum_2_s']:.2f} s on 2 (x{e['per_run_slowdown_2_workers']:.2f} per run)")
+        print(
+            f"   T1 = {e['t1_s']:.2f} s, T2 = {e['t2_s']:.2f} s: speed-up {e['speedup']:.2f}, "
+            f"efficiency T1/(2 T2) = {e['efficiency']:.2f}"
+        )
+        print(
+            f"   summed run time: {e['run_time_sum_1_s']:.2f} s on 1 worker, "
+            f"{e['run_time_sum_2_s']:.2f} s on 2 (x{e['per_run_slowdown_2_workers']:.2f} per run)"
+        )
         if args.full:
             from seilab.model import load_model
 
             box = "x".join(map(str, load_model("paper").spec.lattice.box))
-            print(f"\n3. full paper campaign: 380 runs x 100 cycles, default box {box}, "
-                  f"{args.workers} workers, {args.full_backend}")
+            print(
+                f"\n3. full paper campaign: 380 runs x 100 cycles, default box {box}, "
+                f"{args.workers} workers, {args.full_backend}"
+            )
             f = bench_full(tmp, args.workers, args.full_backend)
-            print(f"   wall {f['wall_s']:.1f} s ({f['wall_s'] / 60:.1f} min); run mean "
-                  f"{f['run_mean_s']:.2f} s, max {f['run_max_s']:.2f} s")
+            print(
+                f"   wall {f['wall_s']:.1f} s ({f['wall_s'] / 60:.1f} min); run mean "
+                f"{f['run_mean_s']:.2f} s, max {f['run_max_s']:.2f} s"
+            )
 
 
 if __name__ == "__main__":

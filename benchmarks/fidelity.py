@@ -222,7 +222,12 @@ def subset_sets(subset: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         for lev in levels:
             sets.append({p: level_value(lev)})
             meta.append(
-                dict(kind="oat", pair=p, level=level_value(lev), paper_index=pairs.index(p) * 16 + lev)
+                dict(
+                    kind="oat",
+                    pair=p,
+                    level=level_value(lev),
+                    paper_index=pairs.index(p) * 16 + lev,
+                )
             )
     for i, s in enumerate(random_sets(PAPER_RANDOM_RUNS, pairs, 0)[:n_random]):
         sets.append(s)
@@ -412,8 +417,13 @@ def candidate_stats(
         out["ce_intervals_populated_of_9"] = int(sum(s > 0 for s in shares[1:10]))
     else:
         for key in (
-            "ce_median_pct", "share_ce_95_105", "share_ce_above_105", "share_ce_below_70",
-            "ce_p01_pct", "ce_min_pct", "ce_mode_bin",
+            "ce_median_pct",
+            "share_ce_95_105",
+            "share_ce_above_105",
+            "share_ce_below_70",
+            "ce_p01_pct",
+            "ce_min_pct",
+            "ce_mode_bin",
         ):
             out[key] = _undef("no cycle with a defined CE")
         for lab in interval_labels():
@@ -499,9 +509,7 @@ def candidate_stats(
         if p == "SFO-Li":
             best = float(d.loc[d["mean_ce"].idxmax(), "level"])
             out["sfo_li_best_level_ev"] = best
-            out["sfo_li_best_is_intermediate"] = bool(
-                d["level"].min() < best < d["level"].max()
-            )
+            out["sfo_li_best_is_intermediate"] = bool(d["level"].min() < best < d["level"].max())
     out.setdefault("sfo_li_best_level_ev", _undef("no SFO-Li OAT runs with varying CE"))
     out.setdefault("sfo_li_best_is_intermediate", _undef("no SFO-Li OAT runs with varying CE"))
     out["li_x_pairs_negative_of_6"] = (
@@ -579,7 +587,9 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def comparison_table(stats: Mapping[str, Mapping[str, Any]], with_paper: bool = True) -> pd.DataFrame:
+def comparison_table(
+    stats: Mapping[str, Mapping[str, Any]], with_paper: bool = True
+) -> pd.DataFrame:
     """Rows: ``paper`` (targets) and the candidates; columns: every statistic, as text.
 
     Parameters
@@ -609,7 +619,9 @@ def comparison_table(stats: Mapping[str, Mapping[str, Any]], with_paper: bool = 
     return table
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, descriptions: Mapping[str, str]) -> list[Path]:
+def write_tables(
+    table: pd.DataFrame, out_dir: Path, stem: str, descriptions: Mapping[str, str]
+) -> list[Path]:
     """Write ``<stem>.csv`` (rows = candidates) and ``<stem>.md`` (rows = statistics)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = out_dir / f"{stem}.csv"
@@ -681,7 +693,9 @@ def fig_failure_cycles(datasets: Mapping[str, pd.DataFrame], path: Path) -> Path
     return path
 
 
-def fig_oat(datasets: Mapping[str, pd.DataFrame], metas: Mapping[str, pd.DataFrame], path: Path) -> Path:
+def fig_oat(
+    datasets: Mapping[str, pd.DataFrame], metas: Mapping[str, pd.DataFrame], path: Path
+) -> Path:
     """Mean CE of the OAT runs against the energy of each Li-X pair."""
     import matplotlib
 
@@ -784,9 +798,7 @@ def fig_snapshots(frames: Mapping[str, Path], path: Path) -> Path:
     axes = np.atleast_1d(axes)
     for ax, (title, f) in zip(axes, frames.items(), strict=True):
         df, lz = read_xyz(f)
-        kind = np.where(
-            df["label"] == "Li", np.where(df["charge"] == 0, "Li0", "Li+"), df["label"]
-        )
+        kind = np.where(df["label"] == "Li", np.where(df["charge"] == 0, "Li0", "Li+"), df["label"])
         for k, (color, size) in SNAP_STYLE.items():
             sel = kind == k
             if sel.any():
@@ -868,12 +880,26 @@ def mechanism(
     fig_snapshots(frames, fig_dir / "fidelity_snapshots.png")
     fr = data[(data["run_id"] == f_id)].set_index("cycle")
     cols = [
-        "ce_pct", "n_li_metal", "n_li_metal_surface", "n_li_sei", "n_sp_eth", "n_sp_fsi",
-        "slab_height_a", "sei_thickness_a", "n_events_ch", "n_events_dis", "end_ch", "end_dis",
-        "t_ch_s", "t_dis_s",
+        "ce_pct",
+        "n_li_metal",
+        "n_li_metal_surface",
+        "n_li_sei",
+        "n_sp_eth",
+        "n_sp_fsi",
+        "slab_height_a",
+        "sei_thickness_a",
+        "n_events_ch",
+        "n_events_dis",
+        "end_ch",
+        "end_dis",
+        "t_ch_s",
+        "t_dis_s",
     ]
-    rows = {int(c): {k: (v.item() if hasattr(v, "item") else v) for k, v in fr.loc[c, cols].items()}
-            for c in snaps if c in fr.index}
+    rows = {
+        int(c): {k: (v.item() if hasattr(v, "item") else v) for k, v in fr.loc[c, cols].items()}
+        for c in snaps
+        if c in fr.index
+    }
     info = {
         "candidate": cand.name,
         "failing_run": f_id,
@@ -986,7 +1012,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--candidates", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--candidate", default=None, help="mechanism: the candidate")
     ap.add_argument(
-        "--subset", default="screen", choices=["screen", "full", "mini"], help="run, table, mechanism"
+        "--subset",
+        default="screen",
+        choices=["screen", "full", "mini"],
+        help="run, table, mechanism",
     )
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     ap.add_argument("--cycles", type=int, default=100)

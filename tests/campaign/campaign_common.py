@@ -12,8 +12,18 @@ import sys
 TINY_CYCLES = 2
 TINY_BOX = (4, 4, 16)
 TINY_SET = {"protocol.event_budget": 2, "protocol.stall_ends_run": False}
-TINY_ARGS = ["--cycles", "2", "--box", "4", "4", "16", "--set", "protocol.event_budget=2",
-             "--set", "protocol.stall_ends_run=false"]
+TINY_ARGS = [
+    "--cycles",
+    "2",
+    "--box",
+    "4",
+    "4",
+    "16",
+    "--set",
+    "protocol.event_budget=2",
+    "--set",
+    "protocol.stall_ends_run=false",
+]
 
 
 def cli(*args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
@@ -29,5 +39,3 @@ def cli(*args: str, timeout: float = 300, check: bool = False) -> subprocess.Com
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-

@@ -25,7 +25,7 @@ def test_paper_design_is_19x16_oat_plus_76_random():
     # one pair varied at a time, on the 16-level grid, the others at the model (DFT) values
     dft = plan.base_model.pair_energies()
     for r in oat:
-        (pair, value), = r.spec.params.items()
+        ((pair, value),) = r.spec.params.items()
         assert value in D.grid_levels()
         assert r.pairs[pair] == value
         assert all(r.pairs[p] == dft[p] for p in schema.PAIRS if p != pair)
@@ -40,8 +40,24 @@ def test_paper_design_is_19x16_oat_plus_76_random():
 
 
 def test_grid_values_are_exact_decimals():
-    assert D.grid_levels() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2,
-                               1.3, 1.4, 1.5]
+    assert D.grid_levels() == [
+        0.0,
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        1.0,
+        1.1,
+        1.2,
+        1.3,
+        1.4,
+        1.5,
+    ]
 
 
 def test_seeds_are_documented_and_stable():
@@ -181,8 +197,22 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path: Path):
     from seilab.campaign.cli import app
 
     out = tmp_path / "camp"
-    res = CliRunner().invoke(app, ["run", "--out", str(out), "--design", "sobol", "--n", "8",
-                                   "--replicates", "2", "--dry-run", *TINY_ARGS])
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--out",
+            str(out),
+            "--design",
+            "sobol",
+            "--n",
+            "8",
+            "--replicates",
+            "2",
+            "--dry-run",
+            *TINY_ARGS,
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "design sobol: 16 runs (sobol 16), 2 replicate(s)" in res.output
     assert "sobol-00000-r1" in res.output

@@ -45,7 +45,12 @@ def test_manifest_schema_and_files(tiny_campaign: Path):
 def test_rerun_skips_finished_runs(tiny_campaign: Path):
     before = {p.name: p.stat().st_mtime_ns for p in (tiny_campaign / "runs").iterdir()}
     cfg = CampaignConfig(
-        design="random", n=4, seed=3, cycles=TINY_CYCLES, box=TINY_BOX, set=dict(TINY_SET),
+        design="random",
+        n=4,
+        seed=3,
+        cycles=TINY_CYCLES,
+        box=TINY_BOX,
+        set=dict(TINY_SET),
         workers=2,
     )
     res = run_campaign(cfg, tiny_campaign, progress=False)
@@ -54,10 +59,13 @@ def test_rerun_skips_finished_runs(tiny_campaign: Path):
 
 
 def test_mismatched_configuration_refused(tiny_campaign: Path):
-    proc = cli("run", "--design", "random", "--n", "5", "--seed", "3", "--out", tiny_campaign,
-               *TINY_ARGS)
+    proc = cli(
+        "run", "--design", "random", "--n", "5", "--seed", "3", "--out", tiny_campaign, *TINY_ARGS
+    )
     assert proc.returncode == 2
-    assert "holds a different campaign" in proc.stderr and "n: 4 in the folder, 5 now" in proc.stderr
+    assert (
+        "holds a different campaign" in proc.stderr and "n: 4 in the folder, 5 now" in proc.stderr
+    )
 
 
 def test_readers_pandas_polars_duckdb(tiny_campaign: Path):
@@ -135,8 +143,14 @@ def test_run_param_sets(tmp_path: Path):
 
     sets = [{"SFO-Li": 0.3}, {"SFO-Li": 1.2, "Li-Li": 0.0}]
     df = run_param_sets(
-        sets, 2, tmp_path / "verify", cycles=TINY_CYCLES, box=TINY_BOX,
-        overrides=dict(TINY_SET), workers=2, seed=1,
+        sets,
+        2,
+        tmp_path / "verify",
+        cycles=TINY_CYCLES,
+        box=TINY_BOX,
+        overrides=dict(TINY_SET),
+        workers=2,
+        seed=1,
     )
     assert len(df) == 4
     assert list(df["spec"]) == [0, 0, 1, 1] and list(df["replicate"]) == [0, 1, 0, 1]
@@ -148,7 +162,13 @@ def test_run_param_sets(tmp_path: Path):
         assert (math.isnan(v) and math.isnan(ce[rid])) or v == pytest.approx(ce[rid])
     # the same call resumes (nothing to run) and returns the same table
     again = run_param_sets(
-        sets, 2, tmp_path / "verify", cycles=TINY_CYCLES, box=TINY_BOX,
-        overrides=dict(TINY_SET), workers=2, seed=1,
+        sets,
+        2,
+        tmp_path / "verify",
+        cycles=TINY_CYCLES,
+        box=TINY_BOX,
+        overrides=dict(TINY_SET),
+        workers=2,
+        seed=1,
     )
     pd.testing.assert_frame_equal(df.drop(columns="wall_s"), again.drop(columns="wall_s"))

@@ -19,9 +19,26 @@ from seilab.campaign.runner import plan_campaign
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
 
-ARGS = ["--design", "oat", "--pairs", "Li-Li,F-Li", "--workers", "2", "--seed", "5",
-        "--cycles", "2", "--box", "4", "4", "16", "--set", "protocol.event_budget=3",
-        "--set", "protocol.stall_ends_run=false"]
+ARGS = [
+    "--design",
+    "oat",
+    "--pairs",
+    "Li-Li,F-Li",
+    "--workers",
+    "2",
+    "--seed",
+    "5",
+    "--cycles",
+    "2",
+    "--box",
+    "4",
+    "4",
+    "16",
+    "--set",
+    "protocol.event_budget=3",
+    "--set",
+    "protocol.stall_ends_run=false",
+]
 
 
 def _start(out: Path) -> subprocess.Popen:
@@ -96,8 +113,14 @@ def _check_complete(out: Path) -> None:
     from seilab.campaign import CampaignConfig
 
     plan = plan_campaign(
-        CampaignConfig(design="oat", pairs=["Li-Li", "F-Li"], seed=5, cycles=2, box=(4, 4, 16),
-                       set={"protocol.event_budget": 3, "protocol.stall_ends_run": False})
+        CampaignConfig(
+            design="oat",
+            pairs=["Li-Li", "F-Li"],
+            seed=5,
+            cycles=2,
+            box=(4, 4, 16),
+            set={"protocol.event_budget": 3, "protocol.stall_ends_run": False},
+        )
     )
     ids = sorted(r.spec.run_id for r in plan.runs)
     man = read_manifest(out)

@@ -68,8 +68,9 @@ def test_mini_study_table_filled(fid, tmp_path):
         fig_dir=tmp_path / "figs",
     )
     assert list(table.index) == ["paper", *names]
-    csv = pd.read_csv(tmp_path / "tables" / "fidelity_mini.csv", index_col=0, dtype=str,
-                      keep_default_na=False)
+    csv = pd.read_csv(
+        tmp_path / "tables" / "fidelity_mini.csv", index_col=0, dtype=str, keep_default_na=False
+    )
     assert list(csv.index) == ["paper", *names]
     _check_filled(csv, fid)
     md = (tmp_path / "tables" / "fidelity_mini.md").read_text()
@@ -97,16 +98,32 @@ def test_undefined_statistics_are_explicit(fid):
     rows = []
     for run, ce in (("a", 100.0), ("b", 120.0)):
         for c in (1, 2, 3):
-            rows.append(dict(run_id=run, cycle=c, ce_pct=ce, end_ch="budget", end_dis="budget",
-                             n_sp_eth=100, slab_height_a=40.0))
+            rows.append(
+                dict(
+                    run_id=run,
+                    cycle=c,
+                    ce_pct=ce,
+                    end_ch="budget",
+                    end_dis="budget",
+                    n_sp_eth=100,
+                    slab_height_a=40.0,
+                )
+            )
     data = pd.DataFrame(rows)
-    meta = pd.DataFrame({"kind": ["oat", "oat"], "pair": ["Li-Li", "Li-Li"], "level": [0.0, 1.5]},
-                        index=pd.Index(["a", "b"], name="run_id"))
+    meta = pd.DataFrame(
+        {"kind": ["oat", "oat"], "pair": ["Li-Li", "Li-Li"], "level": [0.0, 1.5]},
+        index=pd.Index(["a", "b"], name="run_id"),
+    )
     s = fid.candidate_stats(data, meta, box_height_a=100.0)
     assert s["runs_failing"] == 0 and s["fraction_failing"] == 0.0
-    for key in ("failure_cycle_median", "failure_cycle_q1", "failure_cycle_q3",
-                "failure_cycle_iqr", "share_failing_in_75_83",
-                "median_electrolyte_left_at_failure"):
+    for key in (
+        "failure_cycle_median",
+        "failure_cycle_q1",
+        "failure_cycle_q3",
+        "failure_cycle_iqr",
+        "share_failing_in_75_83",
+        "median_electrolyte_left_at_failure",
+    ):
         assert s[key] == "undefined (no failing run)", key
     assert s["spearman_Li-Li"] == pytest.approx(1.0)
     assert s["spearman_SFO-Li"] == "undefined (fewer than 2 OAT levels)"

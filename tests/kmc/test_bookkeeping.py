@@ -68,7 +68,15 @@ def test_local_framework_rules_equal_a_global_pass_after_every_event():
 
 def test_charge_counting_ledger_and_ce(small_run):
     df = small_run.to_pandas()
-    charge = ["n_rxn_plating", "n_rxn_plating_sei", "n_rxn_fsi", "n_rxn_sfo", "n_rxn_sol", "n_rxn_sol2", "n_rxn_f5d"]
+    charge = [
+        "n_rxn_plating",
+        "n_rxn_plating_sei",
+        "n_rxn_fsi",
+        "n_rxn_sfo",
+        "n_rxn_sol",
+        "n_rxn_sol2",
+        "n_rxn_f5d",
+    ]
     assert (df["q_ch_e"] == df[charge].sum(axis=1)).all()
     assert (df["q_dis_e"] == df["n_rxn_stripping"]).all()
     ce = 100 * df["q_dis_e"] / df["q_ch_e"]
@@ -77,7 +85,13 @@ def test_charge_counting_ledger_and_ce(small_run):
     # the Li ledger closes exactly in every cycle
     assert (df["li_ledger_residual"] == 0).all()
     # ... and the same identity read off consecutive rows of the table
-    delta = df["li_plated"] - df["li_stripped"] + df["li_wrap_created"] + df["li_framework_filled"] - df["li_framework_removed"]
+    delta = (
+        df["li_plated"]
+        - df["li_stripped"]
+        + df["li_wrap_created"]
+        + df["li_framework_filled"]
+        - df["li_framework_removed"]
+    )
     assert np.array_equal(df["n_li_total"].diff().iloc[1:], delta.iloc[1:])
     assert (df["n_li_metal"] + df["n_li_sei"] == df["n_li_total"]).all()
     # half-cycle bounds: each half ends on the budget or past the time cap
@@ -98,7 +112,20 @@ def test_same_seed_same_table_different_seed_different_table():
 
 
 def test_a_lattice_that_can_host_no_event_ends_with_a_reason():
-    off = {f"reactions.{n}.k0": 0.0 for n in ("plating", "plating_sei", "fsi", "sfo", "sol", "sol2", "f5d", "stripping", "li_surface")}
+    off = {
+        f"reactions.{n}.k0": 0.0
+        for n in (
+            "plating",
+            "plating_sei",
+            "fsi",
+            "sfo",
+            "sol",
+            "sol2",
+            "f5d",
+            "stripping",
+            "li_surface",
+        )
+    }
     res = simulate(load_model("paper", off), cycles=5, seed=1, box=(4, 4, 16))
     df = res.to_pandas()
     assert res.end_reason == "exhausted"
@@ -134,7 +161,11 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
     for j in np.nonzero((stype0 == K.T_BA) & (occ0 == K.BACKGROUND))[0]:
         ks = nbr[j, : nn[j]]
         oc = [k for k in ks if occ0[k] in free and tclass[stype0[k]] == K.CL_OC]
-        ba = [k for k in ks if occ0[k] in free and tclass[stype0[k]] == K.CL_BA and stype0[k] != K.T_BCB]
+        ba = [
+            k
+            for k in ks
+            if occ0[k] in free and tclass[stype0[k]] == K.CL_BA and stype0[k] != K.T_BCB
+        ]
         if oc and ba:
             K.set_site(st, int(oc[0]), f_code)
             K.set_site(st, int(ba[0]), o_code)
@@ -159,8 +190,13 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
             fired = K.diffusion_step(st, nmol, sim.rev_stamp, sim.rev_label, hc)
         if not fired:
             continue
-        flip = (np.isin(stype, (K.T_BA, K.T_TE)) & (occ != K.METAL) & (role[occ] != K.ROLE_FRAGMENT)
-                & (c2[:, K.C_SEI_OC] > 0) & (c2[:, K.C_SEI_BA] > 0))
+        flip = (
+            np.isin(stype, (K.T_BA, K.T_TE))
+            & (occ != K.METAL)
+            & (role[occ] != K.ROLE_FRAGMENT)
+            & (c2[:, K.C_SEI_OC] > 0)
+            & (c2[:, K.C_SEI_BA] > 0)
+        )
         exercised += int(flip.sum())
         twin = tuple(a.copy() for a in sim.dyn)
         hc_twin = hc.copy()
@@ -178,7 +214,12 @@ def test_a_stalled_half_ends_the_run_as_in_the_legacy_loop():
     stall = {"protocol.reject_fraction": 1e-6, "protocol.max_rejections": 3}
     res = simulate(load_model("paper", stall), cycles=3, seed=1, box=(4, 4, 16))
     assert res.end_reason == "stalled" and res.table.num_rows == 0
-    going = simulate(load_model("paper", {**stall, "protocol.stall_ends_run": False}), cycles=3, seed=1, box=(4, 4, 16))
+    going = simulate(
+        load_model("paper", {**stall, "protocol.stall_ends_run": False}),
+        cycles=3,
+        seed=1,
+        box=(4, 4, 16),
+    )
     df = going.to_pandas()  # the run goes on: both halves stall, so the cycle has no event
     assert going.end_reason == "exhausted" and len(df) == 1
     assert df["end_ch"].iloc[0] == "stalled" and df["end_dis"].iloc[0] == "stalled"

@@ -8,13 +8,31 @@ import pytest
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "seilab.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "seilab.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_simulate_writes_one_row_per_cycle_and_snapshots(tmp_path):
     out = tmp_path / "run.parquet"
-    r = run("simulate", "--out", str(out), "--cycles", "2", "--box", "4", "4", "16", "--seed", "3",
-            "--set", "pair.Li-Li=0.3", "--snapshots", "2", "--no-progress")
+    r = run(
+        "simulate",
+        "--out",
+        str(out),
+        "--cycles",
+        "2",
+        "--box",
+        "4",
+        "4",
+        "16",
+        "--seed",
+        "3",
+        "--set",
+        "pair.Li-Li=0.3",
+        "--snapshots",
+        "2",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     t = pq.read_table(out)
     assert t.num_rows == 2
@@ -25,7 +43,23 @@ def test_simulate_writes_one_row_per_cycle_and_snapshots(tmp_path):
 
 def test_extended_xyz_rows_match_the_declared_properties(tmp_path):
     out = tmp_path / "r.parquet"
-    assert run("simulate", "--out", str(out), "--cycles", "1", "--box", "4", "4", "16", "--snapshots", "1", "--no-progress").returncode == 0
+    assert (
+        run(
+            "simulate",
+            "--out",
+            str(out),
+            "--cycles",
+            "1",
+            "--box",
+            "4",
+            "4",
+            "16",
+            "--snapshots",
+            "1",
+            "--no-progress",
+        ).returncode
+        == 0
+    )
     lines = (tmp_path / "r_xyz" / "cycle_0001.xyz").read_text().splitlines()
     props = lines[1].split("Properties=")[1].split()[0].split(":")
     ncol = sum(int(props[i + 2]) for i in range(0, len(props), 3))

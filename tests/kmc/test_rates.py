@@ -28,7 +28,9 @@ def test_rate_law_hand_values():
 
 
 def test_rate_law_potential_term():
-    m = load_model("paper", {"reactions.plating.alpha": 0.5, "reactions.plating.ea": 0.2}).with_box((3, 3, 8))
+    m = load_model("paper", {"reactions.plating.alpha": 0.5, "reactions.plating.ea": 0.2}).with_box(
+        (3, 3, 8)
+    )
     comp = compile_model(m)
     expect = 0.5 * 1.0 * 1.5e-3 * math.exp(-(0.2 - 0.5 * (4.4 - (-3.04))) / KT)
     assert _rate(comp, "plating") == pytest.approx(expect, rel=1e-12)

@@ -16,7 +16,12 @@ def test_bundled_models_load_and_hash():
 
 def test_overrides_reach_every_kind_of_value():
     m = load_model("paper").with_overrides(
-        {"pair.SFO-Li": 0.9, "reactions.plating.k0": 1e-3, "protocol.event_budget": 30, "lattice.box": [6, 6, 24]}
+        {
+            "pair.SFO-Li": 0.9,
+            "reactions.plating.k0": 1e-3,
+            "protocol.event_budget": 30,
+            "lattice.box": [6, 6, 24],
+        }
     )
     assert m.spec.pairs["SFO-Li"] == 0.9
     assert next(r for r in m.spec.reactions if r.name == "plating").k0 == 1e-3
@@ -49,7 +54,9 @@ def test_bad_files_name_file_and_key(tmp_path):
     with pytest.raises(ModelError, match=r"bad.toml: .*unknown species 'XYZ' \(allowed: Li, ETH"):
         load_model(bad)
     bad.write_text(text.replace("[physics]", "[physics]\nfoo = 1"))
-    with pytest.raises(ModelError, match=r"bad.toml: key 'physics.foo': unknown key \(allowed: temperature_k"):
+    with pytest.raises(
+        ModelError, match=r"bad.toml: key 'physics.foo': unknown key \(allowed: temperature_k"
+    ):
         load_model(bad)
     bad.write_text(text.replace("k0 = 56.25", "k0 = -56.25"))
     with pytest.raises(ModelError, match=r"key 'reactions.stripping.k0'"):

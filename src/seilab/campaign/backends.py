@@ -278,7 +278,9 @@ def open_executor(
                         minimum_jobs=int(s.get("minimum_jobs", 0)),
                         maximum_jobs=int(s.get("maximum_jobs", s.get("minimum_jobs", 1))),
                     )
-                    desc = f"SLURM, adaptive {s.get('minimum_jobs', 0)}-{s.get('maximum_jobs')} jobs"
+                    desc = (
+                        f"SLURM, adaptive {s.get('minimum_jobs', 0)}-{s.get('maximum_jobs')} jobs"
+                    )
                 else:
                     cluster.scale(jobs=int(s.get("jobs", 1)))
                     desc = f"SLURM, {int(s.get('jobs', 1))} job(s)"
@@ -299,4 +301,3 @@ def open_executor(
 
 def _broken(executor: Executor) -> bool:
     return bool(getattr(executor, "_broken", False))
-

@@ -31,7 +31,9 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for item in values:
         if "=" not in item:
-            raise CampaignError(f"--set {item!r}: expected NAME=VALUE (e.g. protocol.event_budget=30)")
+            raise CampaignError(
+                f"--set {item!r}: expected NAME=VALUE (e.g. protocol.event_budget=30)"
+            )
         key, _, val = item.partition("=")
         if not key.strip():
             raise CampaignError(f"--set {item!r}: empty NAME")
@@ -89,9 +91,13 @@ def run_cmd(
         None, "--pairs", help="Comma-separated pairs varied by oat/random/sobol \\[default: all]."
     ),
     file: Path | None = typer.Option(None, "--file", help="Parameter sets of --design file."),
-    replicates: int | None = typer.Option(None, "--replicates", help="Seeds per set \\[default: 1]."),
+    replicates: int | None = typer.Option(
+        None, "--replicates", help="Seeds per set \\[default: 1]."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Campaign seed \\[default: 0]."),
-    model: str | None = typer.Option(None, "--model", help="Model name or TOML \\[default: paper]."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name or TOML \\[default: paper]."
+    ),
     cycles: int | None = typer.Option(None, "--cycles", help="Cycles per run \\[model default]."),
     box: tuple[int, int, int] | None = typer.Option(
         None, "--box", help="Box NX NY NZ in cubes \\[model default]."

@@ -273,7 +273,9 @@ def identity_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
-            out.append(f"{key}: {a.get(key, '(unset)')!r} in the folder, {b.get(key, '(unset)')!r} now")
+            out.append(
+                f"{key}: {a.get(key, '(unset)')!r} in the folder, {b.get(key, '(unset)')!r} now"
+            )
     return out
 
 

@@ -185,9 +185,7 @@ def resolve_pairs(names: Sequence[str] | None, pairs: Sequence[str]) -> list[str
     for name in names:
         key = canonical_key(name, pairs)
         if key not in pairs:
-            raise CampaignError(
-                f"--pairs: unknown pair {name!r} (allowed: {', '.join(pairs)})"
-            )
+            raise CampaignError(f"--pairs: unknown pair {name!r} (allowed: {', '.join(pairs)})")
         if key in out:
             raise CampaignError(f"--pairs: pair {key!r} is listed twice")
         out.append(key)

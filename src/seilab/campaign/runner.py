@@ -469,7 +469,15 @@ def _base_record(run: PlannedRun) -> dict[str, Any]:
     return rec
 
 
-_RESULT_FIELDS = ("status", "wall_s", "n_cycles", "end_reason", "error", "seilab_version", "model_sha256")
+_RESULT_FIELDS = (
+    "status",
+    "wall_s",
+    "n_cycles",
+    "end_reason",
+    "error",
+    "seilab_version",
+    "model_sha256",
+)
 
 
 def _initial_states(plan: CampaignPlan, out: Path) -> tuple[dict[str, dict[str, Any]], dict]:
@@ -756,9 +764,7 @@ def run_campaign(
         states, meta = _initial_states(plan, out)
         skipped = sum(1 for s in states.values() if s["status"] == "done")
         todo = [
-            r
-            for r in plan.runs
-            if states[r.spec.run_id]["status"] != "done" and r.error is None
+            r for r in plan.runs if states[r.spec.run_id]["status"] != "done" and r.error is None
         ]
         session: dict[str, Any] = {
             "started_utc": utc_now(),

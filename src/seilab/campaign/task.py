@@ -83,7 +83,10 @@ class RunTask:
 
 def _unescape_mount(field_: str) -> str:
     return (
-        field_.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+        field_.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
     )
 
 
@@ -208,7 +211,9 @@ def init_pool_worker(parent_pid: int, interval_s: float = 0.5) -> None:
     """
     prepare_worker_env()
     threading.Thread(
-        target=_watch_parent, args=(int(parent_pid), interval_s), daemon=True,
+        target=_watch_parent,
+        args=(int(parent_pid), interval_s),
+        daemon=True,
         name="seilab-parent-watch",
     ).start()
 

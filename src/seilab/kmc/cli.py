@@ -25,15 +25,32 @@ def parse_sets(items: list[str] | None) -> dict:
 
 
 def simulate_cmd(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output Parquet file (one row per cycle).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Bundled model name or TOML file.")] = "paper",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override NAME=VALUE (repeatable), e.g. pair.Li-Li=0.3.")] = None,
-    cycles: Annotated[int | None, typer.Option(help="Number of cycles (default: the model's).")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output Parquet file (one row per cycle).")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Bundled model name or TOML file.")
+    ] = "paper",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override NAME=VALUE (repeatable), e.g. pair.Li-Li=0.3."),
+    ] = None,
+    cycles: Annotated[
+        int | None, typer.Option(help="Number of cycles (default: the model's).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    box: Annotated[tuple[int, int, int] | None, typer.Option(help="Box in cubes: NX NY NZ.")] = None,
-    snapshots: Annotated[str, typer.Option(help="Cycles to write as extended XYZ, e.g. '1,50,100'.")] = "",
-    snapshot_dir: Annotated[Path | None, typer.Option(help="Folder for XYZ frames (default: OUT's stem + _xyz).")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    box: Annotated[
+        tuple[int, int, int] | None, typer.Option(help="Box in cubes: NX NY NZ.")
+    ] = None,
+    snapshots: Annotated[
+        str, typer.Option(help="Cycles to write as extended XYZ, e.g. '1,50,100'.")
+    ] = "",
+    snapshot_dir: Annotated[
+        Path | None, typer.Option(help="Folder for XYZ frames (default: OUT's stem + _xyz).")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
 ) -> None:
     """Simulate charge/discharge cycling of a Li slab and write the per-cycle table."""
     from seilab.errors import ModelError
@@ -48,9 +65,13 @@ def simulate_cmd(
         try:
             snaps = [int(s) for s in snapshots.split(",") if s.strip()]
         except ValueError:
-            raise ModelError(f"--snapshots {snapshots!r}: expected cycle numbers like '1,50,100'") from None
+            raise ModelError(
+                f"--snapshots {snapshots!r}: expected cycle numbers like '1,50,100'"
+            ) from None
     sdir = snapshot_dir or out.with_name(out.stem + "_xyz")
-    res = simulate(m, cycles=cycles, seed=seed, box=box, snapshots=snaps, snapshot_dir=sdir, progress=progress)
+    res = simulate(
+        m, cycles=cycles, seed=seed, box=box, snapshots=snaps, snapshot_dir=sdir, progress=progress
+    )
     res.write(out)
     df = res.table
     ce = [v for v in df.column("ce_pct").to_pylist() if v == v] if df.num_rows else []
@@ -74,7 +95,9 @@ def model_show(
 @model_app.command("validate")
 def model_validate(
     file: Annotated[str, typer.Argument(help="TOML model file or bundled name.")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override NAME=VALUE (repeatable).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override NAME=VALUE (repeatable).")
+    ] = None,
 ) -> None:
     """Check a model file; prints one line naming the file, key and what is allowed if invalid."""
     from seilab.model import load_model

@@ -77,7 +77,9 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
             val = 0.0
         INT[code[a], code[b]] = val
     if any(INT[code[metal], nsplat:] != 0):
-        raise ModelError("pairs: a metal-molecule pair is not supported (the metal barrier ignores molecules)")
+        raise ModelError(
+            "pairs: a metal-molecule pair is not supported (the metal barrier ignores molecules)"
+        )
 
     phys = spec.physics
     kT = phys.k_boltzmann_ev_per_k * phys.temperature_k
@@ -103,7 +105,12 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
             s_idx = selectors.index(key)
         volt = prot.voltage_charge_v if rx.half == "charge" else prot.voltage_discharge_v
         ea = 0.0 if rx.ea == "bonds" else float(rx.ea)
-        rate = phys.global_prefactor * rx.sigma * rx.k0 * np.exp(-(ea - rx.alpha * (volt - rx.e0)) / kT)
+        rate = (
+            phys.global_prefactor
+            * rx.sigma
+            * rx.k0
+            * np.exp(-(ea - rx.alpha * (volt - rx.e0)) / kT)
+        )
         rx_kind.append(kind)
         rx_reactant.append(code[rx.reactant])
         rx_sel.append(s_idx)
@@ -125,7 +132,9 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     if not selectors:
         selectors.append((0, -1, 0))  # keeps array shapes non-empty
     if len(selectors) > 62:
-        raise ModelError(f"{model.source}: reactions: {len(selectors)} distinct neighbour counts; allowed: at most 62")
+        raise ModelError(
+            f"{model.source}: reactions: {len(selectors)} distinct neighbour counts; allowed: at most 62"
+        )
     sel_sp = np.array([s[0] for s in selectors], dtype=np.int64)
     sel_chg = np.array([s[1] for s in selectors], dtype=np.int64)
     sel_mask = np.array([s[2] for s in selectors], dtype=np.int64)

@@ -19,7 +19,12 @@ from seilab.kmc.compile import Compiled, compile_model, new_dynamic
 from seilab.lattice import BCB, BCO, TYPE_CLASS
 from seilab.model import Model, load_model
 
-END_NAMES = {K.END_BUDGET: "budget", K.END_TIME: "time", K.END_NO_EVENTS: "no_events", K.END_STALLED: "stalled"}
+END_NAMES = {
+    K.END_BUDGET: "budget",
+    K.END_TIME: "time",
+    K.END_NO_EVENTS: "no_events",
+    K.END_STALLED: "stalled",
+}
 
 
 def _version() -> str:
@@ -119,7 +124,9 @@ class Simulation:
         K.init_state(self.st)
         self.dyn[19][1] = 1  # the first maintenance pass runs over the whole lattice
         K.seed_rng(self.seed)
-        self.rng_state = np.array([0, K.draw_int(1, max(spec.diffusion.max_to_stop, 1))], dtype=np.int64)
+        self.rng_state = np.array(
+            [0, K.draw_int(1, max(spec.diffusion.max_to_stop, 1))], dtype=np.int64
+        )
         self.rev_stamp = np.zeros(lat.n_sites, dtype=np.int64)
         self.rev_label = np.zeros(lat.n_sites, dtype=np.int8)
         self.metal0 = int(self.li_counts()[0])
@@ -163,7 +170,15 @@ class Simulation:
         nsp = len(comp.species)
         hc = np.zeros(K.H_BASE + n_rx + n_ch + nsp, dtype=np.int64)
         tout = np.zeros(1)
-        K.run_half(self.st, 0 if kind == "charge" else 1, hc, tout, self.rng_state, self.rev_stamp, self.rev_label)
+        K.run_half(
+            self.st,
+            0 if kind == "charge" else 1,
+            hc,
+            tout,
+            self.rng_state,
+            self.rev_stamp,
+            self.rev_label,
+        )
         lat = comp.lattice
         nz = lat.box[2]
         layers = np.zeros((nsp + 1, nz), dtype=np.int64)
@@ -184,13 +199,23 @@ def _columns(comp: Compiled, model: Model) -> dict:
     spec = model.spec
     sp = spec.species
     names = comp.species
-    frag_cols = {c: sp[n].column or n.lower() for c, n in enumerate(names) if c >= 3 and n in sp and sp[n].role == "fragment"}
-    mol_cols = {c: n.lower() for c, n in enumerate(names) if c >= 3 and sp.get(n) and sp[n].role == "molecule"}
+    frag_cols = {
+        c: sp[n].column or n.lower()
+        for c, n in enumerate(names)
+        if c >= 3 and n in sp and sp[n].role == "fragment"
+    }
+    mol_cols = {
+        c: n.lower()
+        for c, n in enumerate(names)
+        if c >= 3 and sp.get(n) and sp[n].role == "molecule"
+    }
     metal = names[K.METAL]
     return {"frag": frag_cols, "mol": mol_cols, "metal0": metal.lower() + "0"}
 
 
-def build_table(sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], metadata: dict) -> pa.Table:
+def build_table(
+    sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], metadata: dict
+) -> pa.Table:
     """Assemble the per-cycle table from paired half-cycles (see docs/schema.md)."""
     comp = sim.comp
     model = sim.model
@@ -204,7 +229,9 @@ def build_table(sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], meta
         data.setdefault(name, []).append(value)
 
     # mobility species: molecules, fragments, then metal0 (paper order where it exists)
-    mob_species = [(c, n) for c, n in cols["mol"].items()] + [(c, n) for c, n in cols["frag"].items()]
+    mob_species = [(c, n) for c, n in cols["mol"].items()] + [
+        (c, n) for c, n in cols["frag"].items()
+    ]
     cum_dep = 0
     cum_strip = 0
     n_li_prev = metadata["_li_total0"]
@@ -272,7 +299,13 @@ def build_table(sim: Simulation, rows: list[tuple[HalfRecord, HalfRecord]], meta
         put("li_wrap_created", int(hc[K.H_WRAP]))
         put("li_framework_removed", int(hc[K.H_REMOVED]))
         put("li_framework_filled", int(hc[K.H_FILLED]))
-        ledger = plated - int(hc[K.H_STRIPPED]) + int(hc[K.H_WRAP]) + int(hc[K.H_FILLED]) - int(hc[K.H_REMOVED])
+        ledger = (
+            plated
+            - int(hc[K.H_STRIPPED])
+            + int(hc[K.H_WRAP])
+            + int(hc[K.H_FILLED])
+            - int(hc[K.H_REMOVED])
+        )
         put("li_ledger_residual", (n_li_total - n_li_prev) - ledger)
         n_li_prev = n_li_total
         for half, rec in (("ch", ch), ("dis", dis)):
@@ -355,7 +388,9 @@ def simulate(
     sim = Simulation(m, seed)
     first = spec.protocol.first_half
     pairing = spec.protocol.ce_pairing
-    order = ("charge", "discharge") if pairing == "charge_then_discharge" else ("discharge", "charge")
+    order = (
+        ("charge", "discharge") if pairing == "charge_then_discharge" else ("discharge", "charge")
+    )
     metadata = {
         "seilab_version": _version(),
         "seed": int(seed),
@@ -377,7 +412,12 @@ def simulate(
     if progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("simulate"), BarColumn(), TextColumn("{task.completed}/{task.total} cycles"), TimeRemainingColumn())
+        bar = Progress(
+            TextColumn("simulate"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} cycles"),
+            TimeRemainingColumn(),
+        )
         task = bar.add_task("cycles", total=n_cycles)
         bar.start()
     try:
@@ -409,7 +449,9 @@ def simulate(
                 end_reason = "stalled"
                 break
             if h1.hc[K.H_EVENTS] == 0 and h2.hc[K.H_EVENTS] == 0:
-                end_reason = "exhausted"  # nothing can happen any more: a whole cycle without events
+                end_reason = (
+                    "exhausted"  # nothing can happen any more: a whole cycle without events
+                )
                 break
     finally:
         if bar is not None:
@@ -418,4 +460,6 @@ def simulate(
     metadata["wall_s"] = round(time.perf_counter() - t0, 4)
     metadata["created_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     table = build_table(sim, rows, metadata)
-    return RunResult(table, end_reason, {k: v for k, v in metadata.items() if not k.startswith("_")})
+    return RunResult(
+        table, end_reason, {k: v for k, v in metadata.items() if not k.startswith("_")}
+    )

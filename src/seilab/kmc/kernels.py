@@ -137,14 +137,60 @@ def _view(a):
 def borrowed(st):
     """The state tuple as views without reference counting (valid while st lives)."""
     d, t = st[0], st[1]
-    dv = (_view(d[0]), _view(d[1]), _view(d[2]), _view(d[3]), _view(d[4]), _view(d[5]), _view(d[6]),
-          _view(d[7]), _view(d[8]), _view(d[9]), _view(d[10]), _view(d[11]), _view(d[12]), _view(d[13]),
-          _view(d[14]), _view(d[15]), _view(d[16]), _view(d[17]), _view(d[18]), _view(d[19]), _view(d[20]),
-          _view(d[21]), _view(d[22]))
-    tv = (_view(t[0]), _view(t[1]), _view(t[2]), _view(t[3]), _view(t[4]), _view(t[5]), _view(t[6]),
-          _view(t[7]), _view(t[8]), _view(t[9]), _view(t[10]), _view(t[11]), _view(t[12]), _view(t[13]),
-          _view(t[14]), _view(t[15]), _view(t[16]), _view(t[17]), _view(t[18]), _view(t[19]), _view(t[20]),
-          _view(t[21]), _view(t[22]), _view(t[23]), _view(t[24]), _view(t[25]), _view(t[26]))
+    dv = (
+        _view(d[0]),
+        _view(d[1]),
+        _view(d[2]),
+        _view(d[3]),
+        _view(d[4]),
+        _view(d[5]),
+        _view(d[6]),
+        _view(d[7]),
+        _view(d[8]),
+        _view(d[9]),
+        _view(d[10]),
+        _view(d[11]),
+        _view(d[12]),
+        _view(d[13]),
+        _view(d[14]),
+        _view(d[15]),
+        _view(d[16]),
+        _view(d[17]),
+        _view(d[18]),
+        _view(d[19]),
+        _view(d[20]),
+        _view(d[21]),
+        _view(d[22]),
+    )
+    tv = (
+        _view(t[0]),
+        _view(t[1]),
+        _view(t[2]),
+        _view(t[3]),
+        _view(t[4]),
+        _view(t[5]),
+        _view(t[6]),
+        _view(t[7]),
+        _view(t[8]),
+        _view(t[9]),
+        _view(t[10]),
+        _view(t[11]),
+        _view(t[12]),
+        _view(t[13]),
+        _view(t[14]),
+        _view(t[15]),
+        _view(t[16]),
+        _view(t[17]),
+        _view(t[18]),
+        _view(t[19]),
+        _view(t[20]),
+        _view(t[21]),
+        _view(t[22]),
+        _view(t[23]),
+        _view(t[24]),
+        _view(t[25]),
+        _view(t[26]),
+    )
     return dv, tv
 
 
@@ -253,7 +299,32 @@ def metal_rate(st, i, kind_rx):
 
 
 @njit(cache=True)
-def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, size, role, sclass, INT, rx_kind, rx_reactant, rx_sel, rx_rate, ip, fp):
+def _refresh_rates(
+    lst,
+    nlst,
+    occ,
+    chg,
+    cnt,
+    c2,
+    sel,
+    flags,
+    sarr,
+    spos,
+    sn,
+    wmol,
+    tdis,
+    tdiff,
+    size,
+    role,
+    sclass,
+    INT,
+    rx_kind,
+    rx_reactant,
+    rx_sel,
+    rx_rate,
+    ip,
+    fp,
+):
     """Recompute the rates of the sites lst[:nlst] (strip/hop, diffusion, molecule weights)."""
     nsplat = ip[IP_NSPLAT]
     nmol = ip[IP_NMOL]
@@ -267,7 +338,12 @@ def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmo
         j = lst[q]
         o = occ[j]
         # an empty site carries no rate: nothing to do unless it still holds an old one
-        if o == EMPTY and tdis[size + j] == 0.0 and tdiff[size + j] == 0.0 and not (flags[j] & F_ACTIVE):
+        if (
+            o == EMPTY
+            and tdis[size + j] == 0.0
+            and tdiff[size + j] == 0.0
+            and not (flags[j] & F_ACTIVE)
+        ):
             continue
         # discharge: strip + hop of a free metal atom at the surface (one bond-counting barrier)
         w = 0.0
@@ -318,8 +394,32 @@ def _refresh_rates(lst, nlst, occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmo
 def refresh_rates(st, lst, nlst):
     """Recompute the rates of the sites lst[:nlst]."""
     d, t = st[0], st[1]
-    _refresh_rates(lst, nlst, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11],
-                   d[12][0], t[6], t[7], t[8], t[12], t[13], t[14], t[15], t[24], t[25])
+    _refresh_rates(
+        lst,
+        nlst,
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        d[4],
+        d[5],
+        d[6],
+        d[7],
+        d[8],
+        d[9],
+        d[10],
+        d[11],
+        d[12][0],
+        t[6],
+        t[7],
+        t[8],
+        t[12],
+        t[13],
+        t[14],
+        t[15],
+        t[24],
+        t[25],
+    )
 
 
 @njit(cache=True)
@@ -346,9 +446,21 @@ def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, 
 @njit(cache=True, inline="always")
 def _site_flags(j, o, t, cnt, c2, tclass, ip):
     """Eligibility flags of site j from its counters (not for hot loops: array arguments)."""
-    return _flags_of(o, t, tclass[t], cnt[j, METAL], cnt[j, BACKGROUND], c2[j, C_SEI_OC], c2[j, C_SEI_BA],
-                     ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN], ip[IP_HOP_BCB_MAX],
-                     ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN])
+    return _flags_of(
+        o,
+        t,
+        tclass[t],
+        cnt[j, METAL],
+        cnt[j, BACKGROUND],
+        c2[j, C_SEI_OC],
+        c2[j, C_SEI_BA],
+        ip[IP_PLATE_MIN],
+        ip[IP_PLATE_MAX],
+        ip[IP_PACK_MIN],
+        ip[IP_HOP_BCB_MAX],
+        ip[IP_HOP_BCO_MIN],
+        ip[IP_DEST_MIN],
+    )
 
 
 @njit(cache=True)
@@ -360,7 +472,17 @@ def set_site(st, i, new):
     whose rates may have changed goes on a list; :func:`flush_rates` recomputes them.
     """
     d, tt = st[0], st[1]
-    occ, chg, cnt, c2, sel, flags, sarr, spos, sn = d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8]
+    occ, chg, cnt, c2, sel, flags, sarr, spos, sn = (
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        d[4],
+        d[5],
+        d[6],
+        d[7],
+        d[8],
+    )
     gcount, log, logn, misc = d[13], d[14], d[15], d[19]
     wstamp, wlist, wctr = d[20], d[21], d[22]
     nbr, nn, stype, tclass, near, near_rev, role = tt[0], tt[1], tt[2], tt[3], tt[4], tt[5], tt[6]
@@ -443,7 +565,12 @@ def set_site(st, i, new):
         o = occ[j]
         # rates read: metal and fragments their neighbour counts, electrolyte its selectors;
         # any other site has none (only i itself can have lost its rates)
-        if (q == 0 or o == METAL or role[o] == ROLE_FRAGMENT or (o == BACKGROUND and sel_old != sel_new)) and wstamp[j] != wc:
+        if (
+            q == 0
+            or o == METAL
+            or role[o] == ROLE_FRAGMENT
+            or (o == BACKGROUND and sel_old != sel_new)
+        ) and wstamp[j] != wc:
             wstamp[j] = wc
             wlist[nw] = j
             nw += 1
@@ -469,8 +596,21 @@ def set_site(st, i, new):
                         wstamp[n] = wc
                         wlist[nw] = n
                         nw += 1
-        f = _flags_of(o, tj, tclass[tj], cnt[j, METAL], cnt[j, BACKGROUND], c2[j, C_SEI_OC],
-                      c2[j, C_SEI_BA], pmin, pmax, pack, hbcb, hbco, dmin)
+        f = _flags_of(
+            o,
+            tj,
+            tclass[tj],
+            cnt[j, METAL],
+            cnt[j, BACKGROUND],
+            c2[j, C_SEI_OC],
+            c2[j, C_SEI_BA],
+            pmin,
+            pmax,
+            pack,
+            hbcb,
+            hbco,
+            dmin,
+        )
         fo = flags[j] & ~F_ACTIVE
         if f != fo:
             flags[j] = f | (flags[j] & F_ACTIVE)
@@ -564,7 +704,9 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
 
 
 @njit(cache=True)
-def _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip):
+def _rule_changes(
+    stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip
+):
     """The changes one framework rule makes at the candidate sites.
 
     Within one rule, no change alters another candidate's decision (wrap and back-fill read
@@ -597,7 +739,12 @@ def _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, n
             if want:
                 out_site[m] = j
                 out_sp[m] = METAL
-                if shortcut and (t == T_BA or t == T_TE) and c2[j, C_SEI_OC] > 0 and c2[j, C_SEI_BA] > 0:
+                if (
+                    shortcut
+                    and (t == T_BA or t == T_TE)
+                    and c2[j, C_SEI_OC] > 0
+                    and c2[j, C_SEI_BA] > 0
+                ):
                     out_sp[m] = WRAP_THEN_REMOVED
                 m += 1
         elif stage == 1:
@@ -605,12 +752,19 @@ def _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, n
                 continue
             soc = c2[j, C_SEI_OC]
             sba = c2[j, C_SEI_BA]
-            if ((t == T_BA or t == T_TE) and (soc + sba == 0 or (soc > 0 and sba > 0))) or (t == T_BCO and sba > 0):
+            if ((t == T_BA or t == T_TE) and (soc + sba == 0 or (soc > 0 and sba > 0))) or (
+                t == T_BCO and sba > 0
+            ):
                 out_site[m] = j
                 out_sp[m] = EMPTY
                 m += 1
         elif stage == 2:
-            if o == EMPTY and (t == T_BCB or t == T_BCO) and c2[j, C_SEI_OC] + c2[j, C_SEI_BA] == 0 and cnt[j, BACKGROUND] == 0:
+            if (
+                o == EMPTY
+                and (t == T_BCB or t == T_BCO)
+                and c2[j, C_SEI_OC] + c2[j, C_SEI_BA] == 0
+                and cnt[j, BACKGROUND] == 0
+            ):
                 out_site[m] = j
                 out_sp[m] = METAL
                 m += 1
@@ -654,13 +808,17 @@ def maintenance(st, hc, full):
             # one log entry reaches at most 1 + 34 sites, plus BCB sites next to the
             # OC-type fragments around a BA site
             cand = np.empty((hi - lo) * 96 + 96, dtype=np.int32)
-            nc = _candidates(lo, hi, cand, stage, _next_stamp(st), occ, stamp, log, nbr, nn, stype, tclass, role)
+            nc = _candidates(
+                lo, hi, cand, stage, _next_stamp(st), occ, stamp, log, nbr, nn, stype, tclass, role
+            )
         if not enabled[stage] or nc == 0:
             continue
         cap = nc if every else cand.size
         out_site = np.empty(cap, dtype=np.int64)
         out_sp = np.empty(cap, dtype=np.int64)
-        m = _rule_changes(stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip)
+        m = _rule_changes(
+            stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip
+        )
         for e in range(m):
             j = out_site[e]
             if out_sp[e] != WRAP_THEN_REMOVED:
@@ -721,11 +879,60 @@ def molecule_numbers(st, out):
 @njit(cache=True)
 def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     """One BKL diffusion move of a fragment; returns True if a fragment moved."""
-    (occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, tsize, gcount, log,
-     logn, cur, stamp, stampc, misc, wstamp, wlist, wctr) = st[0]
-    (nbr, nn, stype, tclass, near, near_rev, role, sclass, INT, sel_sp, sel_chg, sel_mask,
-     rx_kind, rx_reactant, rx_sel, rx_rate, rx_half, rx_el, ch_start, ch_n, ch_w, pr_start,
-     pr_n, pr_sp, ip, fp, mol_conc) = st[1]
+    (
+        occ,
+        chg,
+        cnt,
+        c2,
+        sel,
+        flags,
+        sarr,
+        spos,
+        sn,
+        wmol,
+        tdis,
+        tdiff,
+        tsize,
+        gcount,
+        log,
+        logn,
+        cur,
+        stamp,
+        stampc,
+        misc,
+        wstamp,
+        wlist,
+        wctr,
+    ) = st[0]
+    (
+        nbr,
+        nn,
+        stype,
+        tclass,
+        near,
+        near_rev,
+        role,
+        sclass,
+        INT,
+        sel_sp,
+        sel_chg,
+        sel_mask,
+        rx_kind,
+        rx_reactant,
+        rx_sel,
+        rx_rate,
+        rx_half,
+        rx_el,
+        ch_start,
+        ch_n,
+        ch_w,
+        pr_start,
+        pr_n,
+        pr_sp,
+        ip,
+        fp,
+        mol_conc,
+    ) = st[1]
     size = tsize[0]
     if tdiff[1] <= 0.0:
         return False
@@ -796,7 +1003,9 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
             modified[nmod] = i
             basew[nmod] = w_now
             nmod += 1
-            rev_stamp[i] = mark  # sites and fragments share the stamp: i is a fragment, never electrolyte
+            rev_stamp[i] = (
+                mark  # sites and fragments share the stamp: i is a fragment, never electrolyte
+            )
             tree_set(tdiff, size, i, w_now * ratio)
         for q in range(nmod):
             tree_set(tdiff, size, modified[q], basew[q])
@@ -855,7 +1064,14 @@ def _place(st, sp, hc, nsplat, n_rx, n_ch):
 @njit(cache=True)
 def _fire_channels(st, r, hc):
     ch_start, ch_n, ch_w, pr_start, pr_n, pr_sp, ip = (
-        st[1][18], st[1][19], st[1][20], st[1][21], st[1][22], st[1][23], st[1][24])
+        st[1][18],
+        st[1][19],
+        st[1][20],
+        st[1][21],
+        st[1][22],
+        st[1][23],
+        st[1][24],
+    )
     n_rx = st[1][12].size
     n_ch = ch_w.size
     tot = 0.0
@@ -876,11 +1092,60 @@ def _fire_channels(st, r, hc):
 @njit(cache=True)
 def reaction_step(st, half, nmol, hc, dt_out):
     """One BKL reaction draw of the given half (0 charge, 1 discharge)."""
-    (occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, tsize, gcount, log,
-     logn, cur, stamp, stampc, misc, wstamp, wlist, wctr) = st[0]
-    (nbr, nn, stype, tclass, near, near_rev, role, sclass, INT, sel_sp, sel_chg, sel_mask,
-     rx_kind, rx_reactant, rx_sel, rx_rate, rx_half, rx_el, ch_start, ch_n, ch_w, pr_start,
-     pr_n, pr_sp, ip, fp, mol_conc) = st[1]
+    (
+        occ,
+        chg,
+        cnt,
+        c2,
+        sel,
+        flags,
+        sarr,
+        spos,
+        sn,
+        wmol,
+        tdis,
+        tdiff,
+        tsize,
+        gcount,
+        log,
+        logn,
+        cur,
+        stamp,
+        stampc,
+        misc,
+        wstamp,
+        wlist,
+        wctr,
+    ) = st[0]
+    (
+        nbr,
+        nn,
+        stype,
+        tclass,
+        near,
+        near_rev,
+        role,
+        sclass,
+        INT,
+        sel_sp,
+        sel_chg,
+        sel_mask,
+        rx_kind,
+        rx_reactant,
+        rx_sel,
+        rx_rate,
+        rx_half,
+        rx_el,
+        ch_start,
+        ch_n,
+        ch_w,
+        pr_start,
+        pr_n,
+        pr_sp,
+        ip,
+        fp,
+        mol_conc,
+    ) = st[1]
     size = tsize[0]
     n_rx = rx_kind.size
     limit = fp[FP_REJECT] * fp[FP_SCAN]
@@ -1054,7 +1319,9 @@ def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
                     hc[H_FAILED] += 1
             else:
                 rng_state[0] = 0
-                rng_state[1] = np.random.randint(1, ip[IP_MAX_TO_STOP] + 1) if ip[IP_MAX_TO_STOP] > 0 else 0
+                rng_state[1] = (
+                    np.random.randint(1, ip[IP_MAX_TO_STOP] + 1) if ip[IP_MAX_TO_STOP] > 0 else 0
+                )
                 molecule_numbers(st, nmol)
                 res = reaction_step(st, half, nmol, hc, dt)
                 if res == R_FIRED:
@@ -1098,11 +1365,60 @@ def seed_rng(seed):
 @njit(cache=True)
 def init_state(st):
     """Counters, flags, sets and trees from scratch (also the reference for tests)."""
-    (occ, chg, cnt, c2, sel, flags, sarr, spos, sn, wmol, tdis, tdiff, tsize, gcount, log,
-     logn, cur, stamp, stampc, misc, wstamp, wlist, wctr) = st[0]
-    (nbr, nn, stype, tclass, near, near_rev, role, sclass, INT, sel_sp, sel_chg, sel_mask,
-     rx_kind, rx_reactant, rx_sel, rx_rate, rx_half, rx_el, ch_start, ch_n, ch_w, pr_start,
-     pr_n, pr_sp, ip, fp, mol_conc) = st[1]
+    (
+        occ,
+        chg,
+        cnt,
+        c2,
+        sel,
+        flags,
+        sarr,
+        spos,
+        sn,
+        wmol,
+        tdis,
+        tdiff,
+        tsize,
+        gcount,
+        log,
+        logn,
+        cur,
+        stamp,
+        stampc,
+        misc,
+        wstamp,
+        wlist,
+        wctr,
+    ) = st[0]
+    (
+        nbr,
+        nn,
+        stype,
+        tclass,
+        near,
+        near_rev,
+        role,
+        sclass,
+        INT,
+        sel_sp,
+        sel_chg,
+        sel_mask,
+        rx_kind,
+        rx_reactant,
+        rx_sel,
+        rx_rate,
+        rx_half,
+        rx_el,
+        ch_start,
+        ch_n,
+        ch_w,
+        pr_start,
+        pr_n,
+        pr_sp,
+        ip,
+        fp,
+        mol_conc,
+    ) = st[1]
     N = occ.size
     cnt[:, :] = 0
     c2[:, :] = 0

@@ -29,7 +29,7 @@ def write_xyz(sim, path: str | Path, comment: str = "", background: bool = False
     lines = [
         str(idx.size),
         f'Lattice="{lx:.4f} 0.0 0.0 0.0 {ly:.4f} 0.0 0.0 0.0 {lz:.4f}" '
-        'Properties=species:S:1:pos:R:3:label:S:1:site:I:1:charge:I:1:site_type:S:1 '
+        "Properties=species:S:1:pos:R:3:label:S:1:site:I:1:charge:I:1:site_type:S:1 "
         f'pbc="T T T" {comment}'.rstrip(),
     ]
     for k, i in enumerate(idx):

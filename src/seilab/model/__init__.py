@@ -97,7 +97,9 @@ def _allowed_keys(loc: tuple) -> list[str]:
             return []
         ann = f.annotation
         args = getattr(ann, "__args__", ())
-        cls = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        cls = next(
+            (a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), ann
+        )
     if isinstance(cls, type) and issubclass(cls, BaseModel):
         return list(cls.model_fields)
     return []

@@ -226,16 +226,25 @@ class ModelSpec(_Strict):
                 raise ValueError(
                     f"{where}.reactant: unknown species {rx.reactant!r} (allowed: {', '.join(sp)})"
                 )
-            need = {"molecule": "molecule", "fragment": "fragment", "strip": "metal", "hop": "metal"}
+            need = {
+                "molecule": "molecule",
+                "fragment": "fragment",
+                "strip": "metal",
+                "hop": "metal",
+            }
             if sp[rx.reactant].role != need[rx.kind]:
                 raise ValueError(
                     f"{where}.reactant: a {rx.kind!r} reaction needs a {need[rx.kind]} species, "
                     f"{rx.reactant!r} is a {sp[rx.reactant].role}"
                 )
             if rx.kind in ("strip", "hop") and rx.half != "discharge":
-                raise ValueError(f"{where}.half: strip and hop reactions belong to the discharge half")
+                raise ValueError(
+                    f"{where}.half: strip and hop reactions belong to the discharge half"
+                )
             if rx.kind in ("molecule", "fragment") and rx.half != "charge":
-                raise ValueError(f"{where}.half: molecule and fragment reactions belong to the charge half")
+                raise ValueError(
+                    f"{where}.half: molecule and fragment reactions belong to the charge half"
+                )
             if rx.count is not None and rx.count.species not in sp:
                 raise ValueError(
                     f"{where}.count.species: unknown species {rx.count.species!r} "
