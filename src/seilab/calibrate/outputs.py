@@ -113,14 +113,11 @@ def markdown(df: pd.DataFrame) -> str:
         cells = []
         for c in cols:
             v = r[c]
-            cells.append(
-                ""
-                if v is None
-                or (
-                    isinstance(v, float) and math.isnan(v) and c in ("value", "tolerance", "source")
-                )
-                else _fmt(v)
+            nan = isinstance(v, float) and math.isnan(v)
+            blank = v is None or (
+                nan and (r.get("target") == "loss" or c in ("value", "tolerance"))
             )
+            cells.append("" if blank else _fmt(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

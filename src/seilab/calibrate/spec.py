@@ -488,7 +488,12 @@ def check_against_model(spec: CalibrationSpec, targets: TargetSet, model: Any) -
     box = list(spec.box or model.spec.lattice.box)
     for kn in spec.knobs:
         where = f"knobs.{kn.name}.{'values' if kn.kind == 'categorical' else 'range'}"
-        probes = list(kn.values) if kn.kind == "categorical" else [kn.low, kn.high]
+        if kn.kind == "categorical":
+            probes = list(kn.values)
+        elif kn.kind == "int":
+            probes = [int(kn.low), int(kn.high)]
+        else:
+            probes = [kn.low, kn.high]
         for key in kn.keys:
             if key in BOX_KEYS:
                 if kn.kind == "float" or not all(_is_int(v) for v in probes):
