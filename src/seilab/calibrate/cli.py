@@ -33,6 +33,9 @@ def calibrate_cmd(
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bar \\[default: when on a terminal]."
     ),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Start no new trial after this many minutes (rerun continues)."
+    ),
     statistics: bool = typer.Option(
         False, "--statistics", help="List the statistics a targets file may name, and exit."
     ),
@@ -81,6 +84,7 @@ def calibrate_cmd(
             backend=backend,
             progress=show,
             on_trial=on_trial,
+            max_wall_s=None if max_minutes is None else 60.0 * max_minutes,
         )
     except KeyboardInterrupt:
         typer.echo(

@@ -305,6 +305,7 @@ def calibrate(
     progress: bool = False,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     write: bool = True,
+    max_wall_s: float | None = None,
 ) -> CalibrationResult:
     """Calibrate a model's knobs against targets (see the module docstring).
 
@@ -328,6 +329,9 @@ def calibrate(
         Called with each finished trial's record.
     write
         Write the tables, the best model and the figures at the end.
+    max_wall_s
+        Time budget of this call: no new trials are started after it (the trials in flight
+        finish; a rerun continues the study).
 
     Returns
     -------
@@ -392,6 +396,8 @@ def calibrate(
         try:
             with ThreadPoolExecutor(max_workers=parallel) as pool:
                 while len(_complete(study)) < n_target:
+                    if max_wall_s is not None and time.perf_counter() - t0 > max_wall_s:
+                        break
                     n_ask = min(parallel, n_target - len(_complete(study)))
                     asked = [study.ask() for _ in range(n_ask)]
                     vals = [_suggest(t, sp) for t in asked]

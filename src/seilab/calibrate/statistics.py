@@ -100,6 +100,14 @@ class TrialData:
     meta: pd.DataFrame | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # a disabled reaction has no counter column in its runs: it fired 0 times
+        cols = [f"n_rxn_{c}" for c in (*CHARGE_REACTIONS, *DISCHARGE_REACTIONS)]
+        missing = [c for c in cols if c not in self.data.columns]
+        if missing or self.data[cols].isna().any().any():
+            self.data = self.data.assign(**{c: 0 for c in missing})
+            self.data[cols] = self.data[cols].fillna(0)
+
     @property
     def box_height_a(self) -> float:
         """Box height in Angstrom."""
