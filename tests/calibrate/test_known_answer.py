@@ -162,3 +162,24 @@ def test_known_answer_and_resume(scheduler, truth_targets, tmp_path):
     with pytest.raises(CalibrationError, match="another spec"):
         calibrate(None, spec, truth_targets, out)
     print(f"known-answer calibration: {wall:.1f} s for 10 trials")
+
+
+def test_fidelity_design_li_x_signs(scheduler, tmp_path):
+    """A ``mini`` design runs the fidelity subset per trial, so the Li-X signs are defined."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        _spec(scheduler, trials=1)
+        .replace("replicates = 2", 'replicates = 1\ndesign = "mini"')
+        .replace(f"cycles = {CYCLES}", "cycles = 3")
+    )
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        '[targets.spearman_Li-Li]\nvalue = -1.0\ntolerance = 1.0\nsource = "paper direction"\n'
+        '[targets.fraction_failing]\nvalue = 0.5\ntolerance = 0.5\nsource = "test"\n'
+    )
+    res = calibrate(None, spec, targets, tmp_path / "out")
+    row = res.best
+    assert row["n_runs"] == 6  # OAT of Li-Li and SFO-Li at 0.0 and 1.5 eV, 2 random sets
+    rho = row["stat:spearman_Li-Li"]
+    assert math.isnan(rho) or abs(abs(rho) - 1.0) < 1e-9  # two levels: the sign, or undefined if equal
+    assert 0.0 <= row["stat:fraction_failing"] <= 1.0
