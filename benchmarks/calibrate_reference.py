@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()
     b = res.best
     print(f"trials completed (all sessions): {len(res.trials)}")
-    print(f"simulations (all sessions): {res.n_simulations}, summed run time {res.sim_wall_s:.0f} s")
+    print(
+        f"simulations (all sessions): {res.n_simulations}, summed run time {res.sim_wall_s:.0f} s"
+    )
     print(f"wall time of this session: {res.wall_s:.0f} s (budget {a.max_minutes:g} min)")
     print(f"best trial {int(b['trial'])}: loss {res.best_loss:.4g}")
     print(f"load average 1/5/15 min: start {load0}, end {load1}")

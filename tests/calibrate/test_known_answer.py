@@ -138,6 +138,8 @@ def test_known_answer_and_resume(scheduler, truth_targets, tmp_path):
     assert list(m.spec.lattice.box) == list(BOX)
     text = (out / "best-model.toml").read_text()
     assert f"Best trial {int(best['trial'])}" in text and "range [1000, 100000] (log)" in text
+    assert "[FOUND S0]" in text  # the base model's comments are kept
+    assert m.name == "paper-calibrated"
     md = (out / "candidates.md").read_text()
     assert "events_per_charge_half" in md and "simulator, scan_interval_s" in md
 
@@ -181,5 +183,7 @@ def test_fidelity_design_li_x_signs(scheduler, tmp_path):
     row = res.best
     assert row["n_runs"] == 6  # OAT of Li-Li and SFO-Li at 0.0 and 1.5 eV, 2 random sets
     rho = row["stat:spearman_Li-Li"]
-    assert math.isnan(rho) or abs(abs(rho) - 1.0) < 1e-9  # two levels: the sign, or undefined if equal
+    assert (
+        math.isnan(rho) or abs(abs(rho) - 1.0) < 1e-9
+    )  # two levels: the sign, or undefined if equal
     assert 0.0 <= row["stat:fraction_failing"] <= 1.0

@@ -18,16 +18,14 @@ Files in the output folder (each written to a temporary name, then renamed):
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from seilab.calibrate.spec import BOX_KEYS, CalibrationSpec, TargetSet
+from seilab.calibrate.spec import CalibrationSpec, TargetSet
 
 TOP = 3
 DPI = 120
@@ -122,129 +120,6 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ------------------------------------------------------------------------------ model file
-def _key(k: str) -> str:
-    return k if k.replace("_", "").isalnum() and not k[0].isdigit() else json.dumps(k)
-
-
-def _val(v: Any) -> str:
-    from seilab.campaign.config import _toml_value
-
-    if isinstance(v, dict):
-        return (
-            "{ " + ", ".join(f"{_key(k)} = {_val(x)}" for k, x in v.items() if x is not None) + " }"
-        )
-    if isinstance(v, list | tuple) and any(isinstance(x, dict) for x in v):
-        return "[\n" + "".join(f"  {_val(x)},\n" for x in v) + "]"
-    return _toml_value(v)
-
-
-def model_toml(data: Mapping[str, Any], comments: Mapping[str, str], header: str) -> str:
-    """Write a model (``Model.to_dict()``) as a model file, with comments on given keys.
-
-    Parameters
-    ----------
-    data
-        The resolved model.
-    comments
-        Dotted key (``protocol.scan_interval_s``, ``reactions.f5d.k0``, ``lattice.box``) ->
-        comment written after its line.
-    header
-        Comment lines at the top.
-    """
-    out = [f"# {h}" if h else "#" for h in header.splitlines()]
-
-    def table(name: str, d: Mapping[str, Any], path: str) -> None:
-        out.append("")
-        out.append(f"[{name}]")
-        subs = []
-        for k, v in d.items():
-            if v is None:
-                continue
-            if isinstance(v, dict) and not path.startswith("reactions."):
-                subs.append((k, v))
-                continue
-            line = f"{_key(k)} = {_val(v)}"
-            c = comments.get(f"{path}.{k}")
-            out.append(f"{line}  # {c}" if c else line)
-        for k, v in subs:
-            table(f"{name}.{_key(k)}", v, f"{path}.{k}")
-
-    for sec, v in data.items():
-        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for item in v:
-                out.append("")
-                out.append(f"[[{sec}]]")
-                for k, x in item.items():
-                    if x is None:
-                        continue
-                    line = f"{_key(k)} = {_val(x)}"
-                    c = comments.get(f"{sec}.{item.get('name')}.{k}")
-                    out.append(f"{line}  # {c}" if c else line)
-        elif isinstance(v, dict):
-            table(_key(sec), v, sec)
-    return "\n".join(out).lstrip("\n") + "\n"
-
-
-def best_model_text(
-    best: Mapping[str, Any],
-    spec: CalibrationSpec,
-    targets: TargetSet,
-    model: Any,
-    model_arg: str,
-    cycles: int,
-) -> str:
-    """The best setting as a model file (validated by :func:`seilab.model.load_model` on write)."""
-    from seilab import __version__
-    from seilab.calibrate.spec import knob_overrides
-
-    values = {k.name: _native(best[k.name]) for k in spec.knobs}
-    over, box = knob_overrides(spec, values, model)
-    over = {**over, "lattice.box": box}
-    m = model.with_overrides(over)
-    data = m.to_dict()
-    data["model"]["name"] = f"{model.name}-calibrated"
-    data["model"]["description"] = (
-        f"{model.name} with the knobs of calibration '{spec.name}' (trial {int(best['trial'])}, "
-        f"loss {float(best['loss']):.4g})"
-    )
-    comments: dict[str, str] = {}
-    for kn in spec.knobs:
-        ev = f"calibrated: knob '{kn.name}' = {_fmt(values[kn.name])}, range {kn.describe_range()}"
-        ev += f", mode {kn.mode}; range source: {kn.source}"
-        for key in kn.keys:
-            if key in BOX_KEYS:
-                comments["lattice.box"] = ev
-            else:
-                comments[_comment_key(key)] = ev
-    for key in spec.fixed:
-        comments[_comment_key(key)] = f"fixed by calibration spec '{spec.name}' [set]"
-    header = "\n".join(
-        [
-            f"seilab model file written by `seilab calibrate` (seilab {__version__}).",
-            f"Base model: {model_arg} ({model.source}, sha256 {model.source_sha256[:16]}).",
-            f"Calibration spec {spec.path} (sha256 {spec.sha256[:16]}), targets {targets.path} "
-            f"(sha256 {targets.sha256[:16]}).",
-            f"Best trial {int(best['trial'])}, loss {float(best['loss']):.6g} (mean z^2 over "
-            f"{len(targets.targets)} targets), {cycles} cycles, {spec.replicates} replicate(s), "
-            f"seed {spec.seed}.",
-            "Every changed key carries its knob, range and range source in a comment.",
-        ]
-    )
-    return model_toml(data, comments, header)
-
-
-def _comment_key(key: str) -> str:
-    parts = key.split(".")
-    if parts[0] == "pair":
-        parts[0] = "pairs"
-    return ".".join(parts)
-
-
-def _native(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
 # ------------------------------------------------------------------------------ figures
 def _figure(w: float, h: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -327,14 +202,14 @@ def write_outputs(
     study: Any,
 ) -> list[Path]:
     """Write every output file of a calibration (see the module docstring)."""
-    from seilab.model import load_model
+    from seilab.calibrate.modelfile import best_model_text, native
 
     out = Path(res.out)
     files = [_atomic_text(res.trials.to_csv(index=False), out / "trials.csv")]
     cand = candidates_table(res.trials, targets)
     files.append(_atomic_text(cand.to_csv(index=False), out / "candidates.csv"))
     best = res.best
-    knobs = ", ".join(f"{k.name} = {_fmt(_native(best[k.name]))}" for k in spec.knobs)
+    knobs = ", ".join(f"{k.name} = {_fmt(native(best[k.name]))}" for k in spec.knobs)
     md = [
         f"# Calibration `{spec.name}`: candidates against targets",
         "",
@@ -346,9 +221,7 @@ def write_outputs(
     ]
     files.append(_atomic_text("\n".join(md), out / "candidates.md"))
     text = best_model_text(best, spec, targets, model, model_arg, cycles)
-    path = _atomic_text(text, out / "best-model.toml")
-    load_model(path)  # the written file must be a valid model
-    files.append(path)
+    files.append(_atomic_text(text, out / "best-model.toml"))
     files.append(_save(fig_loss(res.trials), out / "figures" / "loss.png"))
     files.append(_save(fig_targets(res.trials, targets), out / "figures" / "targets.png"))
     return files
