@@ -83,7 +83,7 @@ DEFAULT_FIG_DIR = REPO / "docs" / "figures"
 DEFAULT_TABLE_DIR = REPO / "docs" / "fidelity"
 BASE_MODEL = "paper-legacy"
 
-from seilab.calibrate.fidelity import (  # noqa: F401 - re-exported for the tests and users
+from seilab.calibrate.fidelity import (  # noqa: E402, F401 - re-exported for the tests and users
     FAILURE_THRESHOLD,
     LI_X_PAIRS,
     NEAR_100,
