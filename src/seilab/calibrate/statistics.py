@@ -65,6 +65,10 @@ FIDELITY_STATS: dict[str, tuple[str, str]] = {
     "share_ce_95_105": ("share of cycles with CE in [95, 105] %", "fraction"),
     "share_ce_above_105": ("share of cycles with CE above 105 %", "fraction"),
     "share_ce_below_70": ("share of cycles with CE below 70 %", "fraction"),
+    "ce_intervals_populated_of_9": (
+        "number of the paper's nine 10 % CE intervals (10-20 .. 90-100 %) holding a cycle",
+        "intervals",
+    ),
     "fraction_failing": ("share of runs that fail (first cycle with CE < 70 %)", "fraction"),
     "failure_cycle_median": ("median failure cycle of the failing runs", "cycle"),
     "failure_cycle_q1": ("first quartile of the failure cycle", "cycle"),
