@@ -309,3 +309,37 @@ def test_back_fill_through_molecules_follows_the_sampling_law():
 
     assert stats.binomtest(hits, trials, p).pvalue > 1e-3, (hits, trials, p, k)
     assert occ[j] != K.METAL  # the original state is untouched
+
+
+def test_a_fragment_reaction_keeps_or_consumes_its_parent():
+    """keep_parent = true (legacy): products appear and the SFO stays; false: one SFO goes."""
+    only_sfo = {
+        f"reactions.{n}.k0": 0.0 for n in ("plating", "plating_sei", "fsi", "sol", "sol2", "f5d")
+    }
+    only_sfo["reactions.sfo.k0"] = 1.0
+    deltas = {}
+    for keep in (True, False):
+        m = load_model("paper", {**only_sfo, "reactions.sfo.keep_parent": keep})
+        sim = Simulation(m.with_box((4, 4, 16)), seed=1)
+        st, sfo = sim.st, sim.comp.species.index("SFO")
+        free_oc = np.nonzero((sim.dyn[5] & K.F_PACKOC) != 0)[0][:3]
+        for j in free_oc:
+            K.set_site(st, int(j), sfo)
+        K.maintenance(st, np.zeros(200, dtype=np.int64), False, sim.rev_stamp, sim.rev_label)
+        nmol = sim.molecule_numbers()
+        hc = np.zeros(400, dtype=np.int64)
+        n_rx, n_ch = len(sim.comp.reactions), len(sim.comp.channels)
+        changes = []
+        for _ in range(40):
+            before = int(sim.dyn[13][sfo])
+            formed = int(hc[K.H_BASE + n_rx + n_ch + sfo])
+            res = K.reaction_step(st, 0, nmol, hc, np.zeros(1), sim.rev_stamp, sim.rev_label)
+            if res == K.R_NO_EVENTS:  # every SFO consumed
+                assert not keep and before == 0
+                break
+            assert res == K.R_FIRED
+            grown = int(hc[K.H_BASE + n_rx + n_ch + sfo]) - formed
+            changes.append(int(sim.dyn[13][sfo]) - before - grown)
+        deltas[keep] = set(changes)
+    assert deltas[True] == {0} and deltas[False] == {-1}
+    assert len(changes) >= 3
