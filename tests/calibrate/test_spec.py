@@ -207,6 +207,6 @@ def test_registry_and_shipped_files():
     assert all(t.source for t in tg.targets)
     sp = load_spec(bundled_file("specs", "paper-reference"))
     names = {k.name for k in sp.knobs}
-    assert {"scan_interval", "box_height", "slab_thickness"} <= names
+    assert {"scan_interval", "box_height", "slab_thickness", "sfo_parent", "f5d_k0"} <= names
     # the shipped pair validates against the paper model
     prepare(None, sp, tg)
