@@ -187,3 +187,16 @@ def test_fidelity_design_li_x_signs(scheduler, tmp_path):
         math.isnan(rho) or abs(abs(rho) - 1.0) < 1e-9
     )  # two levels: the sign, or undefined if equal
     assert 0.0 <= row["stat:fraction_failing"] <= 1.0
+
+
+def test_grid_sampler_runs_every_point(scheduler, truth_targets, tmp_path):
+    """The grid sampler (every knob a list) visits each point once in an ask/tell loop."""
+    spec = tmp_path / "spec.toml"
+    text = _spec(scheduler, trials=2).replace('sampler = "tpe"', 'sampler = "grid"')
+    text = text.replace("range = [1000.0, 100000.0]\nlog = true", "values = [3000.0, 30000.0]")
+    spec.write_text(text.replace("replicates = 2", "replicates = 1"))
+    res = calibrate(None, spec, truth_targets, tmp_path / "out")
+    assert sorted(res.trials["scan"]) == [3000.0, 30000.0]
+    # more trials than grid points: the loop ends on the count, repeated points reuse runs
+    res2 = calibrate(None, spec, truth_targets, tmp_path / "out", trials=3)
+    assert len(res2.trials) == 3 and res2.n_simulations == 2

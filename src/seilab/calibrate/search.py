@@ -176,7 +176,7 @@ def _make_sampler(spec: CalibrationSpec, n_done: int):
     seed = spec.sampler_seed + n_done  # a resumed study does not replay the first proposals
     if spec.sampler == "grid":
         space = {k.name: list(k.values) for k in spec.knobs}
-        return optuna.samplers.GridSampler(space, seed=spec.sampler_seed)
+        return _GridSampler(space, seed=spec.sampler_seed)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(
@@ -187,6 +187,27 @@ def _make_sampler(spec: CalibrationSpec, n_done: int):
         group=False,
         constant_liar=True,  # parallel trials: pending ones count as bad, no duplicates
     )
+
+
+def _grid_class():
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler for an ask/tell loop.
+
+        Optuna's own stops the study when the grid is used up, which only works inside
+        ``study.optimize``; here the trial count ends the loop (a used-up grid repeats points,
+        whose campaigns are reused).
+        """
+
+        def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+            return None
+
+    return GridSampler
+
+
+def _GridSampler(space: dict[str, list[Any]], seed: int):  # noqa: N802 - a class factory
+    return _grid_class()(space, seed=seed)
 
 
 def _complete(study: Any) -> list[Any]:
@@ -424,7 +445,10 @@ def calibrate(
                     except BaseException:
                         for t in asked:
                             if t.number not in told:
-                                study.tell(t, state=optuna.trial.TrialState.FAIL)
+                                try:
+                                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+                                except ValueError:  # already finished
+                                    pass
                         raise
         finally:
             if bar is not None:
