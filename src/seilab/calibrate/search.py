@@ -442,7 +442,9 @@ def calibrate(
                                 bar.update(bar.task_ids[0], advance=1)
                             if on_trial is not None:
                                 on_trial({"trial": t.number, "values": v, **rec})
-                    except BaseException:
+                    except Exception:
+                        # a failed trial is recorded; an interrupt (KeyboardInterrupt) leaves
+                        # the trials RUNNING, so the next session runs their settings again
                         for t in asked:
                             if t.number not in told:
                                 try:
@@ -456,6 +458,8 @@ def calibrate(
     from seilab.calibrate.outputs import trials_table, write_outputs
 
     table = trials_table(study, sp, tg)
+    if table.empty:
+        raise CalibrationError(f"{out}: no trial completed yet (time budget too short?)")
     best = table.sort_values(["loss", "trial"]).iloc[0].to_dict()
     n_sims, sim_wall = _count_sims(out)
     res = CalibrationResult(out, table, best, n_sims, sim_wall, time.perf_counter() - t0)
