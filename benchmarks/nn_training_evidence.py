@@ -64,6 +64,7 @@ CONFIGS = {
         max_epochs=300,
         batch_size=256,
     ),
+    "xgboost (reference: full-size settings, no early stopping)": dict(kind="xgb"),
     "mlp old: sklearn early_stopping on rows": dict(kind="mlp_old"),
     "mlp group ES, alpha 1e-4, batch 256, lr 1e-3": dict(
         kind="mlp", alpha=1e-4, batch_size=256, learning_rate_init=1e-3
@@ -117,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             kind = cfg.pop("kind")
             if kind == "dense":
                 est = DenseNNRegressor((512, 256, 128), random_state=seed, n_threads=1, **cfg)
+            elif kind == "xgb":
+                from seilab.analysis.regressors import make_regressor
+
+                est = make_regressor("xgboost", seed=seed, n_jobs=1)
             elif kind == "mlp":
                 est = GroupMLPRegressor(
                     (128, 64), patience=30, max_iter=300, random_state=seed, **cfg
@@ -146,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             mte = regression_metrics(yte, est.predict(Xte))
             mtr = regression_metrics(ytr, est.predict(Xtr))
             ep = getattr(est, "n_epochs_", None)
-            if ep is None:
+            if kind == "xgb":
+                ep, best = "-", "-"
+            elif ep is None:
                 inner = est.regressor_[-1]
                 ep, best = inner.n_iter_, inner.best_iter_ if hasattr(inner, "best_iter_") else "?"
             else:

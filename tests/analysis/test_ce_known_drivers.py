@@ -101,7 +101,8 @@ def test_stable_ranking_separates_drivers_from_inert_pairs(three_pair_sets, seed
 
 
 def test_stable_ranking_of_the_dense_nn(three_pair_sets):
-    ds = three_pair_sets[1]
+    """The permutation explainer on the dense NN: drivers first, no inert pair selected."""
+    ds = three_pair_sets[0]
     rk = stable_ranking(
         ds.X,
         ds.y,
@@ -116,7 +117,8 @@ def test_stable_ranking_of_the_dense_nn(three_pair_sets):
     )
     worst_driver = rk.loc[rk["feature"].isin(DRIVER_COLS), "rank_overall"].max()
     assert worst_driver == 3, rk.head(6)
-    assert DRIVER_COLS <= set(rk.loc[rk["selected"], "feature"]), rk.head(6)
+    assert set(rk.loc[rk["selected"], "feature"]) <= DRIVER_COLS, rk.head(6)
+    assert rk["selected"].any()
 
 
 def test_group_conformal_intervals_reach_nominal_coverage(three_pair_sets):
