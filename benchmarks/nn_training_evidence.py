@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     print(f"noise floor {NOISE_FLOOR_PCT:.3f} pct points; {args.runs} runs x {args.cycles} cycles")
-    print("config | seed | test RMSE | / floor | train RMSE | test R2 | epochs (best) | fit s | warn")
+    print(
+        "config | seed | test RMSE | / floor | train RMSE | test R2 | epochs (best) | fit s | warn"
+    )
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_three_pair(

@@ -69,11 +69,15 @@ def test_coverage_ci_and_exchangeability():
     assert c["ci_low"] < 0.5 < 0.9 < c["ci_high"] + 1e-12  # three simulations: a wide interval
     rng = np.random.default_rng(1)
     same = exchangeability_pvalue(
-        rng.normal(size=200), np.repeat(np.arange(20), 10), rng.normal(size=200),
+        rng.normal(size=200),
+        np.repeat(np.arange(20), 10),
+        rng.normal(size=200),
         np.repeat(np.arange(20), 10),
     )
     shifted = exchangeability_pvalue(
-        rng.normal(size=200), np.repeat(np.arange(20), 10), 4 * rng.normal(size=200),
+        rng.normal(size=200),
+        np.repeat(np.arange(20), 10),
+        4 * rng.normal(size=200),
         np.repeat(np.arange(20), 10),
     )
     assert same > 0.05 and shifted < 0.01

@@ -1005,7 +1005,10 @@ def run_optimization(
     with timer.step(f"BO ({bo.trials} trials)"):
         study = open_study(out, bo, attrs=attrs)
         added = run_trials(
-            study, make_objective(surrogate, chosen, bo.support_penalty), bo.trials, progress=progress
+            study,
+            make_objective(surrogate, chosen, bo.support_penalty),
+            bo.trials,
+            progress=progress,
         )
 
     files = _write_bo_outputs(out, study, chosen, surrogate, timer)
