@@ -175,3 +175,29 @@ def test_surrogate_optimum_stays_within_the_data(three_pair_folders, tmp_path):
     table = pd.read_csv(tmp_path / "bo" / "pair_ranking.csv")
     assert {"mean_abs_shap_std", "beats_null_frac", "selected"} <= set(table.columns)
     assert s["pair_ranking"][0]["feature"] in DRIVER_COLS
+
+
+def test_objective_clips_extrapolation_and_penalises_distance(three_pair_sets):
+    """A linear surrogate extrapolates above 100 % at a corner; the objective does not."""
+    from sklearn.linear_model import LinearRegression
+
+    from seilab.analysis.optimize import SURROGATE_FEATURES, CESurrogate
+
+    ds = three_pair_sets[1]
+    X = ds.X.assign(**{schema.CYCLE: 1.0})[list(SURROGATE_FEATURES)]
+    lin = LinearRegression().fit(X, ds.y)
+    corner = {"SFO-Li": 0.0, "F-Li": 1.5, "O-Li": 0.0}  # the linear fit rises towards it
+    support = X[list(schema.PAIR_COLUMNS)].to_numpy()
+    sur = CESurrogate(estimator=lin, model="linear", cycles=np.arange(1.0, 4.0), quantile=1.0)
+    lo, hi = float(ds.y.min()), float(ds.y.max())
+    assert sur.predict_mean([corner])[0] > hi  # extrapolates beyond anything seen
+    sur.ce_range, sur.support = (lo, hi), support
+    assert lo <= sur.predict_mean([corner])[0] <= hi
+    # a candidate on a training simulation is not penalised; one far from all of them is
+    first = dict(zip(schema.PAIRS, support[0], strict=True))
+    pen, dist = sur.support_penalty([first], ["SFO-Li", "F-Li", "O-Li"], 1.0)
+    assert dist[0] == 0 and pen[0] == 0
+    d_ref = sur.support_distance([first], ["SFO-Li", "F-Li", "O-Li"])[1]
+    far = {"SFO-Li": 5.0, "F-Li": 5.0, "O-Li": 5.0}
+    pen, dist = sur.support_penalty([far], ["SFO-Li", "F-Li", "O-Li"], 1.0)
+    assert pen[0] == pytest.approx((dist[0] - d_ref) / d_ref) and pen[0] > 1
