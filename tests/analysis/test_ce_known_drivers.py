@@ -201,3 +201,12 @@ def test_objective_clips_extrapolation_and_penalises_distance(three_pair_sets):
     far = {"SFO-Li": 5.0, "F-Li": 5.0, "O-Li": 5.0}
     pen, dist = sur.support_penalty([far], ["SFO-Li", "F-Li", "O-Li"], 1.0)
     assert pen[0] == pytest.approx((dist[0] - d_ref) / d_ref) and pen[0] > 1
+
+
+def test_epoch_budget_scales_with_the_data():
+    from seilab.analysis.regressors import epoch_budget
+
+    assert epoch_budget(1000, 2000, 300, 30) == (300, 30, 1.0)  # smaller data: as chosen
+    assert epoch_budget(20000, 2000, 300, 30) == (30, 3, 0.1)  # 10x the rows: 1/10 the epochs
+    assert epoch_budget(200000, 2000, 300, 30)[:2] == (3, 3)  # patience never below 3
+    assert epoch_budget(20000, None, 300, None) == (300, None, 1.0)

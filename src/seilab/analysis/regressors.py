@@ -75,6 +75,28 @@ def group_validation_split(
     return idx[~mask], idx[mask]
 
 
+def epoch_budget(
+    n_train: int, reference_rows: int | None, epochs: int, patience: int | None
+) -> tuple[int, int | None, float]:
+    """Epoch limits scaled to the number of training rows.
+
+    The networks' epoch settings were chosen on ``reference_rows`` training rows; one epoch on
+    a larger data set holds proportionally more updates, so the maximum number of epochs and
+    the patience are scaled by ``reference_rows / n_train`` (never up, at least 3 epochs of
+    patience): the budget in rows seen and updates stays the one the evidence supports.
+
+    Returns
+    -------
+    max_epochs, patience, scale
+    """
+    scale = 1.0
+    if reference_rows and n_train > reference_rows:
+        scale = reference_rows / n_train
+    max_ep = max(1, math.ceil(int(epochs) * scale))
+    pat = None if not patience else max(3, math.ceil(int(patience) * scale))
+    return max_ep, pat, scale
+
+
 def fit_grouped(est: Any, X, y, groups) -> Any:
     """Fit ``est``, passing the run ids to estimators whose early stopping uses them.
 
@@ -128,6 +150,10 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
         Number of CPU threads torch may use during ``fit`` and ``predict``.
     verbose
         Print the losses every 10 epochs.
+    reference_rows
+        Training rows the epoch settings were chosen for: with more rows, ``max_epochs``,
+        ``patience`` and ``lr_patience`` are scaled down in proportion (:func:`epoch_budget`);
+        ``None``: used as given.
 
     Attributes
     ----------
@@ -165,6 +191,7 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
         random_state: int | None = 0,
         n_threads: int = 2,
         verbose: bool = False,
+        reference_rows: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -181,6 +208,7 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose
+        self.reference_rows = reference_rows
 
     # ------------------------------------------------------------------ helpers
     def _build(self, n_in: int):
@@ -256,17 +284,19 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError(
                     f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
                 )
+            n_ep, patience, ep_scale = epoch_budget(
+                len(tr), self.reference_rows, self.max_epochs, self.patience
+            )
             plateau = None
             if self.lr_schedule == "plateau" and len(va):
                 # halve the rate when the validation loss of whole simulations stalls
                 plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
                     opt,
                     factor=0.5,
-                    patience=max(1, int(self.lr_patience)),
+                    patience=max(2, math.ceil(int(self.lr_patience) * ep_scale)),
                     threshold=self.min_delta,
                     min_lr=self.learning_rate / 64.0,
                 )
-            n_ep = max(1, int(self.max_epochs))
             lr_min = self.learning_rate / 20.0
             Xt = torch.from_numpy(Xs)
             yt = torch.from_numpy(ys_arr)
@@ -283,7 +313,7 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
             )
             tr_t = torch.from_numpy(tr)
             epoch = 0
-            for epoch in range(1, int(self.max_epochs) + 1):
+            for epoch in range(1, n_ep + 1):
                 if self.lr_schedule == "cosine":
                     frac = (epoch - 1) / max(1, n_ep - 1)
                     lr = lr_min + 0.5 * (self.learning_rate - lr_min) * (
@@ -314,7 +344,7 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
                         best_state = copy.deepcopy(net.state_dict())
                     else:
                         bad += 1
-                    if self.patience and bad >= self.patience:
+                    if patience and bad >= patience:
                         break
                 else:
                     best_epoch = epoch
@@ -399,6 +429,8 @@ class GroupMLPRegressor(RegressorMixin, BaseEstimator):
         Minimum relative decrease of the validation loss that counts as an improvement.
     random_state
         Seed of the weights, the validation split and the batch order.
+    reference_rows
+        Training rows the epoch settings were chosen for (see :func:`epoch_budget`).
 
     Attributes
     ----------
@@ -422,8 +454,10 @@ class GroupMLPRegressor(RegressorMixin, BaseEstimator):
         validation_fraction: float = 0.2,
         min_delta: float = 1e-4,
         random_state: int | None = 0,
+        reference_rows: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.reference_rows = reference_rows
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.batch_size = batch_size
@@ -477,7 +511,10 @@ class GroupMLPRegressor(RegressorMixin, BaseEstimator):
         best_w: tuple[list, list] | None = None
         self.loss_curve_: list[float] = []
         self.validation_curve_: list[float] = []
-        for epoch in range(1, max(1, int(self.max_iter)) + 1):
+        max_ep, patience, _ = epoch_budget(
+            len(tr), self.reference_rows, self.max_iter, self.patience
+        )
+        for epoch in range(1, max_ep + 1):
             mlp.partial_fit(Xs[tr], yz[tr])
             self.loss_curve_.append(float(mlp.loss_))
             if not len(va):
@@ -490,7 +527,7 @@ class GroupMLPRegressor(RegressorMixin, BaseEstimator):
                 best_w = (copy.deepcopy(mlp.coefs_), copy.deepcopy(mlp.intercepts_))
             else:
                 bad += 1
-                if bad >= int(self.patience or 0):
+                if bad >= int(patience or 0):
                     break
         if best_w is not None:
             mlp.coefs_, mlp.intercepts_ = best_w
@@ -517,6 +554,9 @@ class GroupMLPRegressor(RegressorMixin, BaseEstimator):
 # a few epochs (validation loss at its minimum by epoch 4-5, test RMSE 3-4x the noise floor);
 # with it they keep improving for ~100 epochs, and a patience of 30 epochs (8 for halving the
 # learning rate) finds the later minimum that a patience of 8 misses.
+#: Training rows of that evidence (300 simulations x 6 cycles after the validation split, in
+#: round numbers): on larger data sets the epoch limits shrink in proportion (epoch_budget).
+REFERENCE_ROWS = 2000
 #: Fraction of the training simulations held out for early stopping (both networks).
 VALIDATION_FRACTION = 0.2
 DENSE_LEARNING_RATE, DENSE_LEARNING_RATE_SMALL = 1e-3, 3e-3
@@ -571,6 +611,7 @@ def make_regressor(name: str, *, seed: int = 0, size: str = "full", n_jobs: int 
             validation_fraction=VALIDATION_FRACTION,
             random_state=seed,
             n_threads=min(2, n_jobs),
+            reference_rows=REFERENCE_ROWS,
         )
     if name == "mlp":
         return GroupMLPRegressor(
@@ -582,6 +623,7 @@ def make_regressor(name: str, *, seed: int = 0, size: str = "full", n_jobs: int 
             patience=MLP_PATIENCE,
             validation_fraction=VALIDATION_FRACTION,
             random_state=seed,
+            reference_rows=REFERENCE_ROWS,
         )
     if name == "xgboost":
         from xgboost import XGBRegressor
