@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from seilab.calibrate import bundled_file, load_spec, load_targets
+from seilab.calibrate.knobs import knob_overrides
 from seilab.calibrate.search import prepare
-from seilab.calibrate.spec import CalibrationError, knob_overrides
+from seilab.calibrate.spec import CalibrationError
 from seilab.calibrate.statistics import STATISTICS
 
 GOOD_SPEC = """

@@ -176,7 +176,7 @@ def best_model_text(
         Neither the patched text nor the full dump resolves to the calibrated model (a bug).
     """
     from seilab import __version__
-    from seilab.calibrate.spec import knob_overrides
+    from seilab.calibrate.knobs import knob_overrides
     from seilab.model import load_model, model_text
 
     values = {k.name: native(best[k.name]) for k in spec.knobs}

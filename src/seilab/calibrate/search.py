@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seilab.calibrate.knobs import check_against_model, knob_overrides
 from seilab.calibrate.spec import (
     CalibrationError,
     CalibrationSpec,
     TargetSet,
-    check_against_model,
-    knob_overrides,
     load_spec,
     load_targets,
 )
