@@ -55,3 +55,40 @@ def test_full_dump_round_trips_the_paper_model():
     assert ModelSpec.model_validate(tomllib.loads(text)).model_dump(mode="json") == m.to_dict()
     assert "keep_parent = false  # c" in text
     assert model_text("paper").startswith("#")
+
+
+def _leaves(d, prefix=""):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _leaves(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(d, list) and d and all(isinstance(x, dict) and "name" in x for x in d):
+        for x in d:
+            yield from _leaves(x, f"{prefix}.{x['name']}")
+    else:
+        yield prefix, d
+
+
+def test_shipped_calibrated_model_comments_every_change():
+    """paper-calibrated differs from paper only in commented values (knob, range, evidence)."""
+    from seilab.calibrate.modelfile import _blocks
+
+    cal, base = load_model("paper-calibrated"), load_model("paper")
+    a, b = dict(_leaves(cal.to_dict())), dict(_leaves(base.to_dict()))
+    changed = sorted(k for k in a if a[k] != b.get(k) and not k.startswith("model."))
+    assert {
+        "lattice.box",
+        "protocol.scan_interval_s",
+        "protocol.event_budget",
+        "reactions.sfo.keep_parent",
+        "reactions.f5d.keep_parent",
+    } <= set(changed)
+    lines = model_text("paper-calibrated").splitlines()
+    blocks = _blocks(lines)
+    for key in changed:
+        table, _, leaf = key.rpartition(".")
+        _, start, end = next(bl for bl in blocks if bl[0] == table)
+        line = next(ln for ln in lines[start:end] if ln.split("=")[0].strip() == leaf)
+        assert "calibrated (paper-reference trial" in line or "fixed by calibration spec" in line, (
+            key
+        )
+    assert any("452 simulations" in ln for ln in lines[:20])
