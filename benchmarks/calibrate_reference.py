@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("/work/calibrate-runs/paper-reference"))
-    ap.add_argument("--model", default=None, help="model (default: the spec's, paper)")
+    ap.add_argument("--model", default=None, help="model (default: the spec's, paper-2025-study)")
     ap.add_argument("--spec", default="paper-reference")
     ap.add_argument("--targets", default="reference-run")
     ap.add_argument("--max-minutes", type=float, default=30.0)

@@ -69,10 +69,10 @@ def _leaves(d, prefix=""):
 
 
 def test_shipped_calibrated_model_comments_every_change():
-    """paper-calibrated differs from paper only in commented values (knob, range, evidence)."""
+    """paper (calibrated) differs from paper-2025-study only in commented values (knob, range, evidence)."""
     from seilab.calibrate.modelfile import _blocks
 
-    cal, base = load_model("paper-calibrated"), load_model("paper")
+    cal, base = load_model("paper"), load_model("paper-2025-study")
     a, b = dict(_leaves(cal.to_dict())), dict(_leaves(base.to_dict()))
     changed = sorted(k for k in a if a[k] != b.get(k) and not k.startswith("model."))
     assert {
@@ -82,7 +82,7 @@ def test_shipped_calibrated_model_comments_every_change():
         "reactions.sfo.keep_parent",
         "reactions.f5d.keep_parent",
     } <= set(changed)
-    lines = model_text("paper-calibrated").splitlines()
+    lines = model_text("paper").splitlines()
     blocks = _blocks(lines)
     for key in changed:
         table, _, leaf = key.rpartition(".")
