@@ -68,7 +68,7 @@ configure() { # writes slurm.conf and cgroup.conf; sets CHANGED=1 when either ch
   dir=$(conf_dir)
   mkdir -p "$dir" "$LOG_DIR" "$SPOOL/slurmctld" "$SPOOL/slurmd"
   host=$(hostname -s)
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) # nproc obeys OMP_NUM_THREADS
   mem=${SLURM_LOCAL_MEM_MB:-$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)}
   CHANGED=0
   write_if_changed "$dir/slurm.conf" <<EOF && CHANGED=1 || true

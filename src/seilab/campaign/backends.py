@@ -51,7 +51,7 @@ SLURM_OWN_KEYS: frozenset[str] = frozenset(
     {"jobs", "minimum_jobs", "maximum_jobs", "lifetime", "lifetime_stagger"}
 )
 #: Seconds between two checks for SLURM jobs that ended early (one ``squeue`` call each).
-SLURM_WATCH_S = 10.0
+SLURM_WATCH_S = 5.0
 #: Environment variables of the campaign process exported in the job script (when set), so that
 #: workers import the same seilab with the same Numba settings even where ``sbatch`` does not
 #: pass the environment on (``SBATCH_EXPORT=NONE``).
