@@ -322,3 +322,42 @@ def test_workers_retire_before_walltime_without_losing_runs(slurm, tmp_path: Pat
     assert "COMPLETED" in states.values(), states  # a job that ended on its own
     assert "TIMEOUT" not in states.values()
     _check_complete(out, n)
+
+
+# ------------------------------------------------------------- no scheduler needed below
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("jobs = 0", "[slurm] jobs = 0: must be an integer >= 1"),
+        ("minimum_jobs = 3\nmaximum_jobs = 2", "[slurm] maximum_jobs = 2: must be >= minimum_jobs"),
+        ("jobs = 2\nmaximum_jobs = 2", "give either a fixed number of jobs or the adaptive range"),
+        ('lifetime = "soon"', "[slurm] lifetime = 'soon': give a positive duration"),
+        ('lifetime = "30m"', "must be shorter than walltime = '00:20:00'"),
+    ],
+)
+def test_bad_slurm_keys_one_line_nothing_written(tmp_path: Path, line: str, message: str):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        '[campaign]\ndesign = "random"\nn = 2\n[execution]\nbackend = "slurm"\n'
+        f'[slurm]\nqueue = "debug"\ncores = 1\nmemory = "1GB"\nwalltime = "00:20:00"\n{line}\n'
+    )
+    res = _cli("run", "--config", cfg, "--out", tmp_path / "camp", *SIM, cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert not (tmp_path / "camp").exists()
+
+
+def test_job_script_passes_interpreter_environment_and_lifetime(monkeypatch):
+    pytest.importorskip("dask_jobqueue")
+    from seilab.campaign.backends import slurm_job_script
+
+    monkeypatch.setenv("PYTHONPATH", "/opt/my src")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/local/nb")
+    script = slurm_job_script(
+        {"cores": 2, "processes": 2, "memory": "2GB", "lifetime": 600, "lifetime_stagger": "1m"}
+    )
+    lines = script.splitlines()
+    assert "export PYTHONPATH='/opt/my src'" in lines
+    assert "export NUMBA_CACHE_DIR=/local/nb" in lines
+    assert lines[-1].startswith(f"{sys.executable} -m distributed.cli.dask_worker")
+    assert "--lifetime 600s --lifetime-stagger 1m" in lines[-1]

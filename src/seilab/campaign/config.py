@@ -6,7 +6,8 @@
 ``[simulator]``  model, model_sha256, cycles, box, and ``[simulator.set]`` (the ``--set`` values)
 ``[execution]``  backend, workers, scheduler (not part of the campaign's identity)
 ``[slurm]``      keyword arguments of ``dask_jobqueue.SLURMCluster`` plus ``jobs``,
-                 ``minimum_jobs``, ``maximum_jobs`` (see :mod:`seilab.campaign.backends`)
+                 ``minimum_jobs``, ``maximum_jobs``, ``lifetime``, ``lifetime_stagger``
+                 (see :mod:`seilab.campaign.backends`; checked by :func:`check_slurm_settings`)
 ``[versions]``   seilab, python, numpy, numba, pyarrow, scipy, dask, distributed, dask_jobqueue
 ``[created]``    utc
 
