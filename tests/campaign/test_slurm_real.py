@@ -170,6 +170,11 @@ def _wait(cond, what: str, proc: subprocess.Popen | None = None, timeout: float 
         time.sleep(0.05)
 
 
+def _sim(budget: int) -> list[str]:
+    """:data:`SIM` with another number of events per half-cycle."""
+    return [*SIM[:6], "--set", f"protocol.event_budget={budget}", *SIM[8:]]
+
+
 def _check_complete(out: Path, n: int) -> None:
     """Every run exactly once, done, complete and readable; nothing temporary left."""
     man = read_manifest(out)
@@ -214,11 +219,11 @@ def test_slurm_campaign_equals_process_pool(slurm, tmp_path: Path):
 
 
 def test_scancel_mid_campaign_then_same_command_resumes(slurm, tmp_path: Path):
-    n = 24
+    n = 48  # with ~0.1 s per run, enough left to do when the job is cancelled
     # two worker processes per job: the case dask-jobqueue alone never replaces
     cfg, job = _config(tmp_path, "cancel", n=n, seed=11, jobs=1)
     out = tmp_path / "camp"
-    args = ("run", "--config", cfg, "--out", out, *SIM)
+    args = ("run", "--config", cfg, "--out", out, *_sim(30))
     proc = _start(*args, cwd=tmp_path)
     try:
         _wait(lambda: _n_files(out) >= 1, "the first run file", proc)
@@ -280,10 +285,10 @@ def test_adaptive_scaling_starts_and_retires_jobs(slurm, tmp_path: Path):
         del futures  # as the campaign loop does: results held on a worker would keep it
         # idle: the adaptive cluster retires the jobs while it is still open
         _wait(lambda: not _live(job), "the idle jobs to be retired", timeout=120)
-        states = _jobs(job)
-        assert len(states) == 2, states
+        n_jobs = len(_jobs(job))
+        assert n_jobs >= 2
         handle.executor.submit(time.sleep, 0).result(timeout=180)  # and starts one again
-        assert len(_jobs(job)) == 3
+        assert len(_jobs(job)) > n_jobs
     _wait(lambda: not _live(job), "the last job to end", timeout=60)
 
 
