@@ -275,6 +275,7 @@ def test_adaptive_scaling_starts_and_retires_jobs(slurm, tmp_path: Path):
         "log_directory": str(tmp_path / "slurm-logs"),
         "minimum_jobs": 0,
         "maximum_jobs": 2,
+        "scheduler_options": {"dashboard_address": ":0"},  # any free port: no warning
     }
     with open_executor("slurm", slurm=settings) as handle:
         assert handle.description == "SLURM, adaptive 0-2 jobs"
