@@ -63,8 +63,12 @@ def _script(cmd: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def slurm() -> None:
-    """A running one-node SLURM (started here, and stopped at the end, unless it ran before)."""
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A running one-node SLURM (started here, and stopped at the end, unless it ran before).
+
+    Also compiles the simulator once (one run on the process pool) where Numba's cache is
+    cold, so that SLURM workers do not all compile it at the same time inside the tests.
+    """
     reason = _cannot_run()
     if reason is not None:
         if os.environ.get("CI"):
@@ -73,6 +77,12 @@ def slurm() -> None:
     was_running = "slurmctld running" in _script("status", 60).stdout
     started = _script("start")
     assert started.returncode == 0, f"{SCRIPT} start failed:\n{started.stdout}\n{started.stderr}"
+    warm = tmp_path_factory.mktemp("warm")
+    res = _cli(
+        "run", "--design", "random", "--n", "1", "--workers", "1", "--out", warm / "camp", *SIM,
+        cwd=warm, timeout=1200,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
     yield
     for name in _JOB_NAMES:  # jobs of a test that failed half-way
         subprocess.run(["scancel", "-n", name], capture_output=True, timeout=30)
