@@ -320,7 +320,7 @@ def test_workers_retire_before_walltime_without_losing_runs(slurm, tmp_path: Pat
     wall = list(read_manifest(tmp_path / "probe")["wall_s"])
     first_s = max(wall)  # the first run of a fresh worker loads the simulator
     run_s = max((sum(wall) - first_s) / (len(wall) - 1), 0.005)
-    life = int(max(6, 2 * first_s + 3))
+    life = int(max(10, 3 * first_s + 4))
     n = int(min(800, max(24, 2 * life / run_s)))
     cfg, job = _config(
         tmp_path, "life", n=n, seed=5, jobs=1, cores=1, processes=1, lifetime=f"{life}s",

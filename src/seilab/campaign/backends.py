@@ -410,7 +410,7 @@ def open_executor(
                 client = Client(cluster)
             closers.insert(0, client)
             slots = sum(client.nthreads().values()) or n
-            handle = ExecutorHandle(client.get_executor(pure=False), slots, desc, False)
+            handle = ExecutorHandle(_client_executor(client), slots, desc, False)
             yield handle
         finally:
             for c in closers:
@@ -420,6 +420,51 @@ def open_executor(
                     pass
         return
     raise CampaignError(f"--backend {backend!r}: unknown backend (allowed: process, dask, slurm)")
+
+
+async def _cascade(future: Any, cf_future: Any) -> None:
+    """Pass a Dask future's outcome to a ``concurrent.futures`` future.
+
+    Unlike ``distributed.cfexecutor``, it decides from what ``_result`` returned, not from the
+    future's status read afterwards: when the worker holding a result leaves (retired by
+    ``lifetime``) just after the result arrived, the status is no longer ``finished`` and the
+    stock code raised ``ValueError: too many values to unpack`` for a good result.
+    """
+    try:
+        result = await future._result(raiseit=False)
+    except Exception as exc:  # noqa: BLE001 - e.g. the result could not be gathered
+        result = exc
+    if cf_future.done():
+        return
+    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
+        cf_future.set_exception(result[1].with_traceback(result[2]))  # the task raised
+    elif isinstance(result, BaseException):
+        # cancelled or lost: the campaign loop keeps a run file already written, else resubmits
+        cf_future.cancel()
+        cf_future.set_running_or_notify_cancel()
+    else:
+        cf_future.set_result(result)
+
+
+def _client_executor(client: Any) -> Executor:
+    """``client.get_executor(pure=False)`` with :func:`_cascade` for the outcome."""
+    from distributed.cfexecutor import ClientExecutor
+
+    class _Executor(ClientExecutor):
+        def _wrap_future(self, future: Any) -> Any:
+            import concurrent.futures as cf
+
+            cf_future: cf.Future = cf.Future()
+
+            def on_done(f: cf.Future) -> None:
+                if f.cancelled() and future.status != "cancelled":
+                    future.cancel()
+
+            cf_future.add_done_callback(on_done)
+            self._client.loop.add_callback(_cascade, future, cf_future)
+            return cf_future
+
+    return _Executor(client, pure=False)
 
 
 def _broken(executor: Executor) -> bool:
