@@ -16,7 +16,7 @@ from seilab import schema
 from seilab.errors import ModelError
 from seilab.kmc import kernels as K
 from seilab.kmc.compile import Compiled, compile_model, new_dynamic
-from seilab.lattice import BCB, BCO, TYPE_CLASS
+from seilab.lattice import BASIS_FRAC, BCB, BCO, NB, TYPE_CLASS
 from seilab.model import Model, load_model
 
 END_NAMES = {
@@ -104,6 +104,9 @@ class Simulation:
     """
 
     def __init__(self, model: Model | str | Path = "paper", seed: int = 0):
+        from seilab.kmc.warmup import ensure_compiled
+
+        ensure_compiled()  # compile the kernels once per cache, not once per process
         self.model = model if isinstance(model, Model) else load_model(model)
         self.seed = int(seed)
         spec = self.model.spec
@@ -135,16 +138,21 @@ class Simulation:
     def _initial_occupation(self) -> np.ndarray:
         spec = self.model.spec
         lat = self.comp.lattice
-        z = lat.positions()[:, 2]
+        # z of every site from its layer and basis position (no (N, 3) position table)
+        z = (lat.layer + BASIS_FRAC[:, 2][np.arange(lat.n_sites) % NB]) * lat.a
         lz = lat.box[2] * lat.a
         half = spec.initial.anode_thickness_angstrom / 2
         occ = np.zeros(lat.n_sites, dtype=np.int8)
         bc = (lat.site_type == BCB) | (lat.site_type == BCO)
         occ[bc & (z >= lz / 2 - half) & (z <= lz / 2 + half)] = K.METAL
-        # background electrolyte on every empty OC/BA-type site with few metal neighbours
-        nli = np.zeros(lat.n_sites, dtype=np.int64)
-        valid = lat.nbr >= 0
-        nli = ((occ[np.where(valid, lat.nbr, 0)] == K.METAL) & valid).sum(axis=1)
+        del z, bc
+        # background electrolyte on every empty OC/BA-type site with few metal neighbours;
+        # metal neighbours counted one neighbour column at a time (big boxes: no (N, M) copies)
+        metal = occ == K.METAL
+        nli = np.zeros(lat.n_sites, dtype=np.int16)
+        for k in range(lat.nbr.shape[1]):
+            col = lat.nbr[:, k]
+            nli += metal[col] & (col >= 0)
         cls_ok = TYPE_CLASS[lat.site_type] != 2
         occ[(occ == 0) & cls_ok & (nli <= spec.initial.electrolyte_max_li_neighbors)] = K.BACKGROUND
         return occ
