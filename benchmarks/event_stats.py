@@ -37,16 +37,17 @@ QUANTITIES = (
 
 CHILD = r"""
 import json, sys
+QUANTITIES = json.loads(sys.argv[4])
 from seilab.kmc import simulate
 model, cycles = sys.argv[1], int(sys.argv[2])
 out = []
 for s in json.loads(sys.argv[3]):
     df = simulate(model, cycles=cycles, seed=s).to_pandas()
-    row = {q: float(df[q].mean()) for q in %r if q in df}
+    row = {q: float(df[q].mean()) for q in QUANTITIES if q in df}
     row["n_cycles"] = float(len(df))
     out.append(row)
 print(json.dumps(out))
-""" % (QUANTITIES[:-1],)
+"""
 
 
 def sample(model: str, seeds: list[int], cycles: int, jobs: int) -> list[dict]:
@@ -54,7 +55,15 @@ def sample(model: str, seeds: list[int], cycles: int, jobs: int) -> list[dict]:
     parts = [seeds[k::jobs] for k in range(jobs)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, model, str(cycles), json.dumps(p)],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                model,
+                str(cycles),
+                json.dumps(p),
+                json.dumps(QUANTITIES[:-1]),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -116,13 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         ref = json.loads(args.compare.read_text())
         if ref.get("cycles") != args.cycles:
-            raise SystemExit(f"{args.compare}: cycles {ref.get('cycles')} != --cycles {args.cycles}")
+            raise SystemExit(
+                f"{args.compare}: cycles {ref.get('cycles')} != --cycles {args.cycles}"
+            )
         worst = 1.0
         for model, rows in result["samples"].items():
             if model not in ref["samples"]:
                 continue
             print(f"\n{model}: per-run mean per-half counts, old vs new ({len(rows)} seeds each)")
-            print(f"  {'quantity':16s} {'mean old':>10s} {'mean new':>10s} {'MW p':>7s} {'KS p':>7s}")
+            print(
+                f"  {'quantity':16s} {'mean old':>10s} {'mean new':>10s} {'MW p':>7s} {'KS p':>7s}"
+            )
             for q, r in compare(ref["samples"][model], rows).items():
                 worst = min(worst, r["mw_p"], r["ks_p"])
                 print(

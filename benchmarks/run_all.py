@@ -280,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--campaign-runs", type=int, default=None)
     ap.add_argument("--dataset-runs", type=int, default=None)
     ap.add_argument("--src", type=Path, default=None, help="time the seilab under this src/")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated blocks: cold,cold2,first,runs,big,campaign,dataset",
+    )
     ap.add_argument("--save", type=Path, default=None)
     ap.add_argument("--label", default="")
     ap.add_argument("--compare", type=Path, default=DEFAULT_COMPARE)
@@ -310,17 +315,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"[{name}] {shown}  ({time.perf_counter() - t:.0f} s; load {l0} -> {load()})")
 
-    if not args.quick:
-        block("cold start", bench_cold, env, args.full)
-    block("first simulation", bench_first, env)
-    for model in ("paper", "paper-legacy"):
-        block(f"per run {model}", bench_runs, env, model, args.seeds)
-    if not args.quick:
+    want = set(args.only.split(",")) if args.only else None
+
+    def on(name: str, default: bool = True) -> bool:
+        return name in want if want is not None else default
+
+    if on("cold", not args.quick):
+        block("cold start", bench_cold, env, args.full or on("cold2", False))
+    if on("first"):
+        block("first simulation", bench_first, env)
+    if on("runs"):
+        for model in ("paper", "paper-legacy"):
+            block(f"per run {model}", bench_runs, env, model, args.seeds)
+    if on("big", not args.quick):
         block("big box", bench_big, env)
-    block("campaign", bench_campaign, env, camp_runs, args.workers, args.full)
-    block("data set", bench_dataset, env, ds_runs)
+    if on("campaign"):
+        block("campaign", bench_campaign, env, camp_runs, args.workers, args.full)
+    if on("dataset"):
+        block("data set", bench_dataset, env, ds_runs)
     fig["_load_end"] = load()
     if args.save:
+        if args.only and args.save.is_file():  # a partial run updates the stored figures
+            fig = {**json.loads(args.save.read_text()), **fig}
         args.save.write_text(json.dumps(fig, indent=1))
         print(f"saved {args.save}")
     if args.compare and args.compare.is_file():

@@ -16,7 +16,7 @@ KT = 8.617334181e-5 * 298.0  # the model files' kB (1.380649e-23 J/K x 6.2415097
 
 def _rate(comp, name):
     i = [r.name for r in comp.reactions].index(name)
-    return comp.static[15][i]
+    return comp.static.rx_rate[i]
 
 
 def test_rate_law_hand_values():
@@ -38,12 +38,12 @@ def test_rate_law_potential_term():
 
 def test_bond_counting_barrier_of_stripping():
     sim = Simulation(load_model("paper").with_box((4, 4, 12)), seed=0)
-    cnt = sim.dyn[2]
+    cnt = sim.dyn.cnt
     e_lili = 0.103728287
-    metal = np.nonzero(sim.dyn[0] == K.METAL)[0]
+    metal = np.nonzero(sim.dyn.occ == K.METAL)[0]
     i = int(metal[np.argmin(cnt[metal, K.METAL])])
     n = int(cnt[i, K.METAL])
-    strip_rx = int(sim.comp.static[24][K.IP_STRIP_RX])
+    strip_rx = int(sim.comp.static.ip[K.IP_STRIP_RX])
     got = K.metal_rate(sim.st, i, strip_rx)
     assert got == pytest.approx(0.5 * 56.25 * math.exp(-n * e_lili / KT), rel=1e-12)
     # reference numbers of the model file at nLi = 1..4 (0.495, 8.7e-3, 1.5e-4, 2.7e-6 1/s)
@@ -60,10 +60,12 @@ def evolved():
     return sim
 
 
-@pytest.mark.parametrize("tree_index", [10, 11])  # discharge rates, fragment diffusion rates
-def test_event_frequencies_and_waiting_times(evolved, tree_index):
-    tree = evolved.dyn[tree_index].copy()
-    size = int(evolved.dyn[12][0])
+@pytest.mark.parametrize(
+    "tree_name", ["tdis", "tdiff"]
+)  # discharge rates, fragment diffusion rates
+def test_event_frequencies_and_waiting_times(evolved, tree_name):
+    tree = getattr(evolved.dyn, tree_name).copy()
+    size = int(evolved.dyn.tsize[0])
     w = tree[size:]
     assert tree[1] > 0
     n = 40000

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -105,25 +106,41 @@ def load_dataset(
         if status == "done":
             keep |= man["run_id"].map(lambda r: run_path(folder, r).is_file()).astype(bool)
         man = man[keep]
-    frames = []
-    for run_id in man["run_id"]:
+    # Runs are gathered as Arrow tables and converted once, releasing each Arrow buffer as its
+    # column is converted, and manifest columns are added by run id, so that a large campaign
+    # (10,000 runs) is never held twice in memory.
+    tables = []
+    rows_of: list[int] = []  # manifest row of each loaded run
+    for pos, run_id in enumerate(man[schema.RUN_ID]):
         path = run_path(folder, run_id)
         if not path.is_file():
             continue
+        pf = pq.ParquetFile(path)  # one open and footer parse per run file
         cols = None
         if not with_layers:
-            names = pq.read_schema(path).names
-            cols = [c for c in names if not c.startswith("layers_")]
-        df = pq.read_table(path, columns=cols).to_pandas()
-        if schema.RUN_ID in df.columns:
-            df = df.drop(columns=[schema.RUN_ID])
-        df.insert(0, schema.RUN_ID, run_id)
-        frames.append(df)
-    if not frames:
+            cols = [c for c in pf.schema_arrow.names if not c.startswith("layers_")]
+        t = pf.read(columns=cols).replace_schema_metadata(None)
+        pf.close()
+        if schema.RUN_ID in t.column_names:
+            t = t.drop_columns([schema.RUN_ID])
+        tables.append(t)
+        rows_of.append(pos)
+    if not tables:
         raise AnalysisError(f"{folder}: no finished runs to load")
-    data = pd.concat(frames, ignore_index=True)
-    extra = [c for c in man.columns if c not in data.columns or c == schema.RUN_ID]
-    data = data.merge(man[extra], on=schema.RUN_ID, how="left")
+    counts = [t.num_rows for t in tables]
+    table = pa.concat_tables(tables, promote_options="permissive")
+    del tables
+    extra = [schema.RUN_ID] + [
+        c for c in man.columns if c != schema.RUN_ID and c not in table.column_names
+    ]
+    mt = pa.Table.from_pandas(man[extra].reset_index(drop=True), preserve_index=False)
+    mt = mt.take(pa.array(np.repeat(np.asarray(rows_of, dtype=np.int64), counts)))
+    table = table.add_column(0, schema.RUN_ID, mt.column(schema.RUN_ID))
+    for c in extra[1:]:
+        table = table.append_column(c, mt.column(c))
+    del mt
+    data = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
     if "status" in data.columns and status == "done":
         data["status"] = "done"
     return data

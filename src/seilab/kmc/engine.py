@@ -16,6 +16,7 @@ from seilab import schema
 from seilab.errors import ModelError
 from seilab.kmc import kernels as K
 from seilab.kmc.compile import Compiled, compile_model, new_dynamic
+from seilab.kmc.state import State
 from seilab.lattice import BASIS_FRAC, BCB, BCO, NB, TYPE_CLASS
 from seilab.model import Model, load_model
 
@@ -123,9 +124,9 @@ class Simulation:
         lat = self.comp.lattice
         occ = self._initial_occupation()
         self.dyn = new_dynamic(self.comp, occ)
-        self.st = (self.dyn, self.comp.static)
+        self.st = State(self.dyn, self.comp.static)
         K.init_state(self.st)
-        self.dyn[19][1] = 1  # the first maintenance pass runs over the whole lattice
+        self.dyn.misc[K.M_FULL] = 1  # the first maintenance pass runs over the whole lattice
         K.seed_rng(self.seed)
         self.rng_state = np.array(
             [0, K.draw_int(1, max(spec.diffusion.max_to_stop, 1))], dtype=np.int64
@@ -160,8 +161,8 @@ class Simulation:
     # ------------------------------------------------------------------ queries
     def li_counts(self) -> tuple[int, int]:
         """(charge-0 metal atoms, SEI-bound metal atoms)."""
-        g = self.dyn[13]
-        ion = int(self.dyn[19][0])
+        g = self.dyn.gcount
+        ion = int(self.dyn.misc[K.M_ION])
         return int(g[K.METAL]) - ion, ion
 
     def molecule_numbers(self) -> np.ndarray:
@@ -192,7 +193,7 @@ class Simulation:
         layers = np.zeros((nsp + 1, nz), dtype=np.int64)
         scal = np.zeros(6, dtype=np.int64)
         K.half_stats(self.st, nz, lat.layer, self.molecule_numbers(), layers, scal)
-        return HalfRecord(kind, hc, float(tout[0]), layers, scal, self.dyn[13].copy())
+        return HalfRecord(kind, hc, float(tout[0]), layers, scal, self.dyn.gcount.copy())
 
     def snapshot(self, path: str | Path, comment: str = "") -> Path:
         """Write the occupied sites (no background electrolyte) as an extended XYZ frame."""
@@ -425,7 +426,7 @@ def simulate(
         "parameters": m.to_dict(),
         "box": list(spec.lattice.box),
         "cycles": n_cycles,
-        "_li_total0": int(sim.dyn[13][K.METAL]),
+        "_li_total0": int(sim.dyn.gcount[K.METAL]),
     }
     rows: list[tuple[HalfRecord, HalfRecord]] = []
     pending: HalfRecord | None = None

@@ -108,8 +108,12 @@ def ensure_compiled() -> float:
 
 def main() -> None:
     """``python -m seilab.kmc.warmup``: compile the kernels into the cache and say where."""
+    # through the package module: run as ``python -m``, this file is also ``__main__``, whose
+    # _READY flag the simulator would not see (it would wait on the lock this process holds)
+    from seilab.kmc import warmup
+
     t0 = time.perf_counter()
-    spent = ensure_compiled()
+    spent = warmup.ensure_compiled()
     print(
         f"seilab kernels ready in {cache_dir()} "
         f"({'cache filled' if spent > 0 else 'already cached'}, {time.perf_counter() - t0:.1f} s)"

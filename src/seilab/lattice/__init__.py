@@ -157,9 +157,9 @@ def build_lattice(
         zp = ((zs[None, :] + st[:, 3:4]) % nz) * (ny * nx)  # (k, nz)
         yp = ((ys[None, :] + st[:, 2:3]) % ny) * nx
         xp = (xs[None, :] + st[:, 1:2]) % nx
-        block = (
-            zp[:, :, None, None] + yp[:, None, :, None] + xp[:, None, None, :]
-        ) * NB + st[:, 0, None, None, None]  # (k, nz, ny, nx)
+        block = (zp[:, :, None, None] + yp[:, None, :, None] + xp[:, None, None, :]) * NB + st[
+            :, 0, None, None, None
+        ]  # (k, nz, ny, nx)
         nbr[:, b, :k] = block.reshape(k, ncell).T
         near[:, b, :k] = st[None, :, 4].astype(bool)
         n_nbr[:, b] = k
