@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     def on(name: str, default: bool = True) -> bool:
         return name in want if want is not None else default
 
-    if on("cold", not args.quick):
+    if on("cold", not args.quick) or on("cold2", False):
         block("cold start", bench_cold, env, args.full or on("cold2", False))
     if on("first"):
         block("first simulation", bench_first, env)
