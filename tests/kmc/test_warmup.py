@@ -65,3 +65,14 @@ def test_two_processes_starting_together_both_simulate():
     assert [p.returncode for p in procs] == [0, 0]
     assert outs[0] == outs[1] == "1"
     assert marker.exists()
+
+
+def test_seilab_warmup_command_reports_the_cache():
+    from typer.testing import CliRunner
+
+    from seilab.cli import app
+
+    warmup.ensure_compiled()
+    out = CliRunner().invoke(app, ["warmup"])
+    assert out.exit_code == 0, out.output
+    assert "seilab kernels ready in" in out.output
