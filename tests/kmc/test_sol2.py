@@ -22,7 +22,7 @@ MOL_PER_SITE_PER_M = 4.0 / 3.0 * math.pi / 0.74 * 6.02214076e23 / 1e27  # spec 2
 
 def test_sol2_fires_when_a_solvent_sits_next_to_an_exposed_oxide():
     sim = Simulation(load_model("paper-legacy").with_box((4, 4, 16)), seed=3)
-    st, lat, occ = sim.st, sim.comp.lattice, sim.dyn[0]
+    st, lat, occ = sim.st, sim.comp.lattice, sim.dyn.occ
     o_code = sim.comp.species.index("O")
     names = [r.name for r in sim.comp.reactions]
     isol2 = K.H_BASE + names.index("sol2")
