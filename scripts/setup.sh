@@ -14,4 +14,7 @@ if ! python -c "import torch" 2>/dev/null; then
     || pip install -q "torch>=2.2"
 fi
 pip install -q -e ".[dev,cluster]"
+# compile the simulator's kernels into Numba's cache now (about a minute), so that the first
+# simulation after install starts in seconds; later processes load the cache
+python -m seilab.kmc.warmup
 echo "seilab $(python -c 'import seilab; print(seilab.__version__)') installed in .venv"

@@ -14,7 +14,7 @@ import typer
 from seilab.analysis.cli import analyze_app, optimize_cmd
 from seilab.calibrate.cli import calibrate_cmd
 from seilab.campaign.cli import app as campaign_app
-from seilab.kmc.cli import model_app, simulate_cmd
+from seilab.kmc.cli import model_app, simulate_cmd, warmup_cmd
 from seilab.report.cli import report_cmd, run_cmd
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.command("optimize")(optimize_cmd)
 app.command("calibrate")(calibrate_cmd)
 app.command("report")(report_cmd)
 app.command("run")(run_cmd)
+app.command("warmup")(warmup_cmd)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper

@@ -122,7 +122,7 @@ def test_li_metal_initial_matches_the_engine():
     from seilab.model import load_model
 
     m = load_model("paper").with_box((5, 5, 20))
-    n0 = int(Simulation(m, 0).dyn[13][K.METAL])
+    n0 = int(Simulation(m, 0).dyn.gcount[K.METAL])
     d = simulate(m, cycles=2, seed=0).to_pandas().assign(run_id="x", end_reason="completed")
     t = TrialData(d, (5, 5, 20), 4.47, 2)
     assert compute(t, "li_metal_initial") == n0

@@ -63,7 +63,7 @@ def test_engine_states_obey_the_legacy_rules():
         for _ in range(4):
             for kind in ("charge", "discharge"):
                 sim.run_half(kind)
-                occ, chg, flags = sim.dyn[0], sim.dyn[1], sim.dyn[5]
+                occ, chg, flags = sim.dyn.occ, sim.dyn.chg, sim.dyn.flags
                 assert np.array_equal(_legacy_pass(occ, lat, is_frag), occ)
                 # charge 1: Li within 2.0 A of an OC-type or 1.732 A of a BA-type fragment
                 ion = np.zeros(occ.size, dtype=bool)
@@ -99,5 +99,5 @@ def test_engine_states_obey_the_legacy_rules():
                 for flag, w in want.items():
                     assert np.array_equal((flags & flag) != 0, w)
                 checked += 1
-        assert is_frag[sim.dyn[0]].sum() > 0  # the rules were exercised on SEI
+        assert is_frag[sim.dyn.occ].sum() > 0  # the rules were exercised on SEI
     assert checked == 16

@@ -14,6 +14,7 @@ import numpy as np
 
 from seilab.kmc import Simulation
 from seilab.kmc import kernels as K
+from seilab.kmc.state import Dynamic, State
 from seilab.lattice import BA, TE
 from seilab.model import load_model
 
@@ -22,7 +23,7 @@ MOL_PER_SITE_PER_M = 4.0 / 3.0 * math.pi / 0.74 * 6.02214076e23 / 1e27  # spec 2
 
 def test_sol2_fires_when_a_solvent_sits_next_to_an_exposed_oxide():
     sim = Simulation(load_model("paper-legacy").with_box((4, 4, 16)), seed=3)
-    st, lat, occ = sim.st, sim.comp.lattice, sim.dyn[0]
+    st, lat, occ = sim.st, sim.comp.lattice, sim.dyn.occ
     o_code = sim.comp.species.index("O")
     names = [r.name for r in sim.comp.reactions]
     isol2 = K.H_BASE + names.index("sol2")
@@ -53,10 +54,10 @@ def test_sol2_fires_when_a_solvent_sits_next_to_an_exposed_oxide():
     dt = np.zeros(1)
     draws, hits = 3000, 0
     for _ in range(draws):
-        twin = tuple(a.copy() for a in sim.dyn)
+        twin = Dynamic(*(a.copy() for a in sim.dyn))
         h = np.zeros_like(hc)
         K.reaction_step(
-            (twin, sim.comp.static), 0, nmol, h, dt, sim.rev_stamp.copy(), sim.rev_label.copy()
+            State(twin, sim.comp.static), 0, nmol, h, dt, sim.rev_stamp.copy(), sim.rev_label.copy()
         )
         hits += int(h[isol2])
     sd = math.sqrt(p * (1 - p) / draws)

@@ -113,3 +113,10 @@ def model_list() -> None:
 
     for n in available_models():
         typer.echo(n)
+
+
+def warmup_cmd() -> None:
+    """Compile the simulator's kernels into Numba's cache (once per install; later runs load it)."""
+    from seilab.kmc.warmup import main
+
+    main()

@@ -8,6 +8,7 @@ import numpy as np
 
 from seilab.errors import ModelError
 from seilab.kmc import kernels as K
+from seilab.kmc.state import Dynamic, Static
 from seilab.lattice import TYPE_CLASS, TYPE_NAMES, Lattice, lattice_from_model
 
 AVOGADRO = 6.02214076e23
@@ -24,7 +25,7 @@ class Compiled:
     role: np.ndarray
     reactions: list  # enabled reactions, kernel order
     channels: list[tuple[int, int]]  # (reaction index, channel index within it)
-    static: tuple
+    static: Static
     n_frag: int
     n_mol: int
 
@@ -193,7 +194,7 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     mol_conc = np.array([el.molecules.get(m, 0.0) for m in mols] or [0.0])
 
     tclass = TYPE_CLASS.copy()
-    static = (
+    static = Static(
         lat.nbr,
         lat.n_nbr,
         lat.site_type,
@@ -225,16 +226,16 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     return Compiled(lat, names, role, rx_all, channels, static, len(frags), len(mols))
 
 
-def new_dynamic(comp: Compiled, occ: np.ndarray) -> tuple:
+def new_dynamic(comp: Compiled, occ: np.ndarray) -> Dynamic:
     """Allocate the dynamic arrays for an occupation vector (counters filled by init_state)."""
     n = occ.size
     nsp = len(comp.species)
     size = 1
     while size < n:
         size <<= 1
-    nsel = comp.static[9].size
+    nsel = comp.static.sel_sp.size
     nmol = max(comp.n_mol, 1)
-    return (
+    return Dynamic(
         occ.astype(np.int8),
         np.zeros(n, dtype=np.int8),  # chg
         np.zeros((n, nsp), dtype=np.int16),  # cnt

@@ -16,7 +16,8 @@ from seilab import schema
 from seilab.errors import ModelError
 from seilab.kmc import kernels as K
 from seilab.kmc.compile import Compiled, compile_model, new_dynamic
-from seilab.lattice import BCB, BCO, TYPE_CLASS
+from seilab.kmc.state import State
+from seilab.lattice import BASIS_FRAC, BCB, BCO, NB, TYPE_CLASS
 from seilab.model import Model, load_model
 
 END_NAMES = {
@@ -104,6 +105,9 @@ class Simulation:
     """
 
     def __init__(self, model: Model | str | Path = "paper", seed: int = 0):
+        from seilab.kmc.warmup import ensure_compiled
+
+        ensure_compiled()  # compile the kernels once per cache, not once per process
         self.model = model if isinstance(model, Model) else load_model(model)
         self.seed = int(seed)
         spec = self.model.spec
@@ -120,9 +124,9 @@ class Simulation:
         lat = self.comp.lattice
         occ = self._initial_occupation()
         self.dyn = new_dynamic(self.comp, occ)
-        self.st = (self.dyn, self.comp.static)
+        self.st = State(self.dyn, self.comp.static)
         K.init_state(self.st)
-        self.dyn[19][1] = 1  # the first maintenance pass runs over the whole lattice
+        self.dyn.misc[K.M_FULL] = 1  # the first maintenance pass runs over the whole lattice
         K.seed_rng(self.seed)
         self.rng_state = np.array(
             [0, K.draw_int(1, max(spec.diffusion.max_to_stop, 1))], dtype=np.int64
@@ -135,16 +139,21 @@ class Simulation:
     def _initial_occupation(self) -> np.ndarray:
         spec = self.model.spec
         lat = self.comp.lattice
-        z = lat.positions()[:, 2]
+        # z of every site from its layer and basis position (no (N, 3) position table)
+        z = (lat.layer + BASIS_FRAC[:, 2][np.arange(lat.n_sites) % NB]) * lat.a
         lz = lat.box[2] * lat.a
         half = spec.initial.anode_thickness_angstrom / 2
         occ = np.zeros(lat.n_sites, dtype=np.int8)
         bc = (lat.site_type == BCB) | (lat.site_type == BCO)
         occ[bc & (z >= lz / 2 - half) & (z <= lz / 2 + half)] = K.METAL
-        # background electrolyte on every empty OC/BA-type site with few metal neighbours
-        nli = np.zeros(lat.n_sites, dtype=np.int64)
-        valid = lat.nbr >= 0
-        nli = ((occ[np.where(valid, lat.nbr, 0)] == K.METAL) & valid).sum(axis=1)
+        del z, bc
+        # background electrolyte on every empty OC/BA-type site with few metal neighbours;
+        # metal neighbours counted one neighbour column at a time (big boxes: no (N, M) copies)
+        metal = occ == K.METAL
+        nli = np.zeros(lat.n_sites, dtype=np.int16)
+        for k in range(lat.nbr.shape[1]):
+            col = lat.nbr[:, k]
+            nli += metal[col] & (col >= 0)
         cls_ok = TYPE_CLASS[lat.site_type] != 2
         occ[(occ == 0) & cls_ok & (nli <= spec.initial.electrolyte_max_li_neighbors)] = K.BACKGROUND
         return occ
@@ -152,8 +161,8 @@ class Simulation:
     # ------------------------------------------------------------------ queries
     def li_counts(self) -> tuple[int, int]:
         """(charge-0 metal atoms, SEI-bound metal atoms)."""
-        g = self.dyn[13]
-        ion = int(self.dyn[19][0])
+        g = self.dyn.gcount
+        ion = int(self.dyn.misc[K.M_ION])
         return int(g[K.METAL]) - ion, ion
 
     def molecule_numbers(self) -> np.ndarray:
@@ -184,7 +193,7 @@ class Simulation:
         layers = np.zeros((nsp + 1, nz), dtype=np.int64)
         scal = np.zeros(6, dtype=np.int64)
         K.half_stats(self.st, nz, lat.layer, self.molecule_numbers(), layers, scal)
-        return HalfRecord(kind, hc, float(tout[0]), layers, scal, self.dyn[13].copy())
+        return HalfRecord(kind, hc, float(tout[0]), layers, scal, self.dyn.gcount.copy())
 
     def snapshot(self, path: str | Path, comment: str = "") -> Path:
         """Write the occupied sites (no background electrolyte) as an extended XYZ frame."""
@@ -417,7 +426,7 @@ def simulate(
         "parameters": m.to_dict(),
         "box": list(spec.lattice.box),
         "cycles": n_cycles,
-        "_li_total0": int(sim.dyn[13][K.METAL]),
+        "_li_total0": int(sim.dyn.gcount[K.METAL]),
     }
     rows: list[tuple[HalfRecord, HalfRecord]] = []
     pending: HalfRecord | None = None

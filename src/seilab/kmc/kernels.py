@@ -33,6 +33,8 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from seilab.kmc.state import Dynamic, State, Static
+
 # ----------------------------------------------------------------- codes shared with Python
 EMPTY = 0
 METAL = 1
@@ -142,63 +144,63 @@ def _view(a):
 
 @njit(cache=True)
 def borrowed(st):
-    """The state tuple as views without reference counting (valid while st lives)."""
-    d, t = st[0], st[1]
-    dv = (
-        _view(d[0]),
-        _view(d[1]),
-        _view(d[2]),
-        _view(d[3]),
-        _view(d[4]),
-        _view(d[5]),
-        _view(d[6]),
-        _view(d[7]),
-        _view(d[8]),
-        _view(d[9]),
-        _view(d[10]),
-        _view(d[11]),
-        _view(d[12]),
-        _view(d[13]),
-        _view(d[14]),
-        _view(d[15]),
-        _view(d[16]),
-        _view(d[17]),
-        _view(d[18]),
-        _view(d[19]),
-        _view(d[20]),
-        _view(d[21]),
-        _view(d[22]),
+    """The state as views without reference counting (valid while st lives)."""
+    d, s = st.d, st.s
+    dv = Dynamic(
+        _view(d.occ),
+        _view(d.chg),
+        _view(d.cnt),
+        _view(d.c2),
+        _view(d.sel),
+        _view(d.flags),
+        _view(d.sarr),
+        _view(d.spos),
+        _view(d.sn),
+        _view(d.wmol),
+        _view(d.tdis),
+        _view(d.tdiff),
+        _view(d.tsize),
+        _view(d.gcount),
+        _view(d.log),
+        _view(d.logn),
+        _view(d.cur),
+        _view(d.stamp),
+        _view(d.stampc),
+        _view(d.misc),
+        _view(d.wstamp),
+        _view(d.wlist),
+        _view(d.wctr),
     )
-    tv = (
-        _view(t[0]),
-        _view(t[1]),
-        _view(t[2]),
-        _view(t[3]),
-        _view(t[4]),
-        _view(t[5]),
-        _view(t[6]),
-        _view(t[7]),
-        _view(t[8]),
-        _view(t[9]),
-        _view(t[10]),
-        _view(t[11]),
-        _view(t[12]),
-        _view(t[13]),
-        _view(t[14]),
-        _view(t[15]),
-        _view(t[16]),
-        _view(t[17]),
-        _view(t[18]),
-        _view(t[19]),
-        _view(t[20]),
-        _view(t[21]),
-        _view(t[22]),
-        _view(t[23]),
-        _view(t[24]),
-        _view(t[25]),
-        _view(t[26]),
+    sv = Static(
+        _view(s.nbr),
+        _view(s.nn),
+        _view(s.stype),
+        _view(s.tclass),
+        _view(s.near),
+        _view(s.near_rev),
+        _view(s.role),
+        _view(s.sclass),
+        _view(s.INT),
+        _view(s.sel_sp),
+        _view(s.sel_chg),
+        _view(s.sel_mask),
+        _view(s.rx_kind),
+        _view(s.rx_reactant),
+        _view(s.rx_sel),
+        _view(s.rx_rate),
+        _view(s.rx_half),
+        _view(s.rx_el),
+        _view(s.ch_start),
+        _view(s.ch_n),
+        _view(s.ch_w),
+        _view(s.pr_start),
+        _view(s.pr_n),
+        _view(s.pr_sp),
+        _view(s.ip),
+        _view(s.fp),
+        _view(s.mol_conc),
     )
-    return dv, tv
+    return State(dv, sv)
 
 
 # ----------------------------------------------------------------------------- sum tree
@@ -302,7 +304,7 @@ def _metal_rate(j, r, cnt, INT, rx_rate, ip, fp):
 @njit(cache=True)
 def metal_rate(st, i, kind_rx):
     """Strip or hop rate of the metal atom at i (bond-counting barrier)."""
-    return _metal_rate(i, kind_rx, st[0][2], st[1][8], st[1][15], st[1][24], st[1][25])
+    return _metal_rate(i, kind_rx, st.d.cnt, st.s.INT, st.s.rx_rate, st.s.ip, st.s.fp)
 
 
 @njit(cache=True)
@@ -400,32 +402,32 @@ def _refresh_rates(
 @njit(cache=True)
 def refresh_rates(st, lst, nlst):
     """Recompute the rates of the sites lst[:nlst]."""
-    d, t = st[0], st[1]
+    d, t = st.d, st.s
     _refresh_rates(
         lst,
         nlst,
-        d[0],
-        d[1],
-        d[2],
-        d[3],
-        d[4],
-        d[5],
-        d[6],
-        d[7],
-        d[8],
-        d[9],
-        d[10],
-        d[11],
-        d[12][0],
-        t[6],
-        t[7],
-        t[8],
-        t[12],
-        t[13],
-        t[14],
-        t[15],
-        t[24],
-        t[25],
+        d.occ,
+        d.chg,
+        d.cnt,
+        d.c2,
+        d.sel,
+        d.flags,
+        d.sarr,
+        d.spos,
+        d.sn,
+        d.wmol,
+        d.tdis,
+        d.tdiff,
+        d.tsize[0],
+        t.role,
+        t.sclass,
+        t.INT,
+        t.rx_kind,
+        t.rx_reactant,
+        t.rx_sel,
+        t.rx_rate,
+        t.ip,
+        t.fp,
     )
 
 
@@ -488,22 +490,30 @@ def set_site(st, i, new):
     neighbours, propagating charge and destination changes one link further.  Every site
     whose rates may have changed goes on a list; :func:`flush_rates` recomputes them.
     """
-    d, tt = st[0], st[1]
+    d, tt = st.d, st.s
     occ, chg, cnt, c2, sel, flags, sarr, spos, sn = (
-        d[0],
-        d[1],
-        d[2],
-        d[3],
-        d[4],
-        d[5],
-        d[6],
-        d[7],
-        d[8],
+        d.occ,
+        d.chg,
+        d.cnt,
+        d.c2,
+        d.sel,
+        d.flags,
+        d.sarr,
+        d.spos,
+        d.sn,
     )
-    gcount, log, logn, misc = d[13], d[14], d[15], d[19]
-    wstamp, wlist, wctr = d[20], d[21], d[22]
-    nbr, nn, stype, tclass, near, near_rev, role = tt[0], tt[1], tt[2], tt[3], tt[4], tt[5], tt[6]
-    sel_sp, sel_chg, sel_mask, ip = tt[9], tt[10], tt[11], tt[24]
+    gcount, log, logn, misc = d.gcount, d.log, d.logn, d.misc
+    wstamp, wlist, wctr = d.wstamp, d.wlist, d.wctr
+    nbr, nn, stype, tclass, near, near_rev, role = (
+        tt.nbr,
+        tt.nn,
+        tt.stype,
+        tt.tclass,
+        tt.near,
+        tt.near_rev,
+        tt.role,
+    )
+    sel_sp, sel_chg, sel_mask, ip = tt.sel_sp, tt.sel_chg, tt.sel_mask, tt.ip
     old = occ[i]
     if old == new:
         return
@@ -512,7 +522,7 @@ def set_site(st, i, new):
     gcount[old] -= 1
     gcount[new] += 1
     if oldc:
-        misc[0] -= 1
+        misc[M_ION] -= 1
         chg[i] = 0
     if logn[0] < log.size:
         # the entry says what kind of input changed, so each rule re-examines only what it reads
@@ -526,7 +536,7 @@ def set_site(st, i, new):
         log[logn[0]] = i * 8 + kind
         logn[0] += 1
     else:
-        misc[1] = 1  # overflow: the next maintenance pass runs over the whole lattice
+        misc[M_FULL] = 1  # overflow: the next maintenance pass runs over the whole lattice
     t = stype[i]
     cl = tclass[t]
     of = role[old] == ROLE_FRAGMENT
@@ -597,7 +607,7 @@ def set_site(st, i, new):
         if newc != chg[j]:
             oc = chg[j]
             chg[j] = newc
-            misc[0] += newc - oc  # number of ionised metal atoms
+            misc[M_ION] += newc - oc  # number of ionised metal atoms
             c_old = 0
             c_new = 0
             for s in range(nsel):
@@ -670,7 +680,7 @@ def flush_rates(st):
     Rates (the two trees and the molecule weights) are read only when an event is drawn, so
     the changes of one event and of the framework rules after it share one refresh.
     """
-    wlist, wctr = st[0][21], st[0][22]
+    wlist, wctr = st.d.wlist, st.d.wctr
     refresh_rates(st, wlist, wctr[1])
     wctr[1] = 0
     wctr[0] += 1
@@ -679,7 +689,7 @@ def flush_rates(st):
 # ------------------------------------------------------------------ framework rules
 @njit(cache=True)
 def _next_stamp(st):
-    stampc = st[0][18]
+    stampc = st.d.stampc
     stampc[0] += 1
     return stampc[0]
 
@@ -812,7 +822,7 @@ def fresh_sample(st, nmol, skip):
 
     ``skip`` is a site the back-fill through molecules leaves alone (-1: none).
     """
-    misc, gcount, ip = st[0][19], st[0][13], st[1][24]
+    misc, gcount, ip = st.d.misc, st.d.gcount, st.s.ip
     mark = _next_stamp(st)
     misc[M_MARK] = mark
     misc[M_POOL] = gcount[BACKGROUND]
@@ -859,9 +869,9 @@ def _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label):
     a molecule in the sample of the event just fired.  Labels are revealed lazily and kept,
     so sites sharing a neighbour see the same sample.
     """
-    d, tt = st[0], st[1]
-    occ, sarr, sn, misc = d[0], d[6], d[8], d[19]
-    nbr, nn, ip = tt[0], tt[1], tt[24]
+    d, tt = st.d, st.s
+    occ, sarr, sn, misc = d.occ, d.sarr, d.sn, d.misc
+    nbr, nn, ip = tt.nbr, tt.nn, tt.ip
     nm = ip[IP_NMOL]
     if misc[M_MARK] == 0:  # no event yet: a fresh sample
         nmol = np.zeros(max(nm, 1), dtype=np.int64)
@@ -895,14 +905,14 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
     ``rev_stamp``/``rev_label`` hold the revealed molecule labels of the last event's
     electrolyte sample, read by the back-fill when molecules are flushed first.
     """
-    d, tt = st[0], st[1]
-    occ, cnt, c2, sn = d[0], d[2], d[3], d[8]
-    log, logn, cur, stamp, misc = d[14], d[15], d[16], d[17], d[19]
-    nbr, nn, stype, tclass, role, ip = tt[0], tt[1], tt[2], tt[3], tt[6], tt[24]
+    d, tt = st.d, st.s
+    occ, cnt, c2, sn = d.occ, d.cnt, d.c2, d.sn
+    log, logn, cur, stamp, misc = d.log, d.logn, d.cur, d.stamp, d.misc
+    nbr, nn, stype, tclass, role, ip = tt.nbr, tt.nn, tt.stype, tt.tclass, tt.role, tt.ip
     N = occ.size
-    every = full or misc[1] != 0
+    every = full or misc[M_FULL] != 0
     if every:
-        misc[1] = 0
+        misc[M_FULL] = 0
     enabled = (ip[IP_WRAP] != 0, ip[IP_LI_REMOVE] != 0, ip[IP_LI_FILL] != 0, True)
     counter = (H_WRAP, H_REMOVED, H_FILLED, -1)
     for stage in range(4):
@@ -980,7 +990,7 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
                 log[logn[0]] = j * 8
                 logn[0] += 1
             else:
-                misc[1] = 1
+                misc[M_FULL] = 1
         if counter[stage] >= 0:
             hc[counter[stage]] += m
     if full:
@@ -1008,8 +1018,8 @@ def molecule_numbers(st, out):
     N_m = round(c_m V N_A / 1e27) with V = (electrolyte sites not yet holding a molecule)
     x sphere volume / packing fraction, molecules placed in file order (section 2.6).
     """
-    gcount = st[0][13]
-    ip, fp, mol_conc = st[1][24], st[1][25], st[1][26]
+    gcount = st.d.gcount
+    ip, fp, mol_conc = st.s.ip, st.s.fp, st.s.mol_conc
     free = gcount[BACKGROUND]
     for m in range(ip[IP_NMOL]):
         v = np.round(mol_conc[m] * free * fp[FP_EL_MOLPERSITE])
@@ -1023,60 +1033,18 @@ def molecule_numbers(st, out):
 @njit(cache=True)
 def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     """One BKL diffusion move of a fragment; returns True if a fragment moved."""
-    (
-        occ,
-        chg,
-        cnt,
-        c2,
-        sel,
-        flags,
-        sarr,
-        spos,
-        sn,
-        wmol,
-        tdis,
-        tdiff,
-        tsize,
-        gcount,
-        log,
-        logn,
-        cur,
-        stamp,
-        stampc,
-        misc,
-        wstamp,
-        wlist,
-        wctr,
-    ) = st[0]
-    (
-        nbr,
-        nn,
-        stype,
-        tclass,
-        near,
-        near_rev,
-        role,
-        sclass,
-        INT,
-        sel_sp,
-        sel_chg,
-        sel_mask,
-        rx_kind,
-        rx_reactant,
-        rx_sel,
-        rx_rate,
-        rx_half,
-        rx_el,
-        ch_start,
-        ch_n,
-        ch_w,
-        pr_start,
-        pr_n,
-        pr_sp,
-        ip,
-        fp,
-        mol_conc,
-    ) = st[1]
+    occ = st.d.occ
+    flags = st.d.flags
+    tdiff = st.d.tdiff
+    tsize = st.d.tsize
+    gcount = st.d.gcount
+    misc = st.d.misc
+    nbr = st.s.nbr
+    nn = st.s.nn
+    sclass = st.s.sclass
+    INT = st.s.INT
+    ip = st.s.ip
+    fp = st.s.fp
     size = tsize[0]
     if tdiff[1] <= 0.0:
         return False
@@ -1192,7 +1160,7 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
 @njit(cache=True)
 def _consume_one(st, sp):
     """Remove one uniformly chosen site holding species sp (a fragment reaction's parent)."""
-    occ, gcount = st[0][0], st[0][13]
+    occ, gcount = st.d.occ, st.d.gcount
     n = gcount[sp]
     if n <= 0:
         return
@@ -1208,8 +1176,8 @@ def _consume_one(st, sp):
 @njit(cache=True)
 def _place(st, sp, hc, nsplat, n_rx, n_ch):
     """Place one product: metal by the plating rule, a fragment on a free site of its class."""
-    sarr, sn = st[0][6], st[0][8]
-    role, sclass = st[1][6], st[1][7]
+    sarr, sn = st.d.sarr, st.d.sn
+    role, sclass = st.s.role, st.s.sclass
     if role[sp] == ROLE_METAL:
         s = S_PLATE
     elif sclass[sp] == CL_OC:
@@ -1234,15 +1202,15 @@ def _place(st, sp, hc, nsplat, n_rx, n_ch):
 @njit(cache=True)
 def _fire_channels(st, r, hc):
     ch_start, ch_n, ch_w, pr_start, pr_n, pr_sp, ip = (
-        st[1][18],
-        st[1][19],
-        st[1][20],
-        st[1][21],
-        st[1][22],
-        st[1][23],
-        st[1][24],
+        st.s.ch_start,
+        st.s.ch_n,
+        st.s.ch_w,
+        st.s.pr_start,
+        st.s.pr_n,
+        st.s.pr_sp,
+        st.s.ip,
     )
-    n_rx = st[1][12].size
+    n_rx = st.s.rx_kind.size
     n_ch = ch_w.size
     tot = 0.0
     for c in range(ch_start[r], ch_start[r] + ch_n[r]):
@@ -1266,60 +1234,25 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
     When the back-fill follows the legacy order, a fired draw leaves its electrolyte sample
     (labels of the active sites, counts of the rest) for :func:`maintenance`.
     """
-    (
-        occ,
-        chg,
-        cnt,
-        c2,
-        sel,
-        flags,
-        sarr,
-        spos,
-        sn,
-        wmol,
-        tdis,
-        tdiff,
-        tsize,
-        gcount,
-        log,
-        logn,
-        cur,
-        stamp,
-        stampc,
-        misc,
-        wstamp,
-        wlist,
-        wctr,
-    ) = st[0]
-    (
-        nbr,
-        nn,
-        stype,
-        tclass,
-        near,
-        near_rev,
-        role,
-        sclass,
-        INT,
-        sel_sp,
-        sel_chg,
-        sel_mask,
-        rx_kind,
-        rx_reactant,
-        rx_sel,
-        rx_rate,
-        rx_half,
-        rx_el,
-        ch_start,
-        ch_n,
-        ch_w,
-        pr_start,
-        pr_n,
-        pr_sp,
-        ip,
-        fp,
-        mol_conc,
-    ) = st[1]
+    c2 = st.d.c2
+    sel = st.d.sel
+    flags = st.d.flags
+    sarr = st.d.sarr
+    spos = st.d.spos
+    sn = st.d.sn
+    wmol = st.d.wmol
+    tdis = st.d.tdis
+    tsize = st.d.tsize
+    gcount = st.d.gcount
+    misc = st.d.misc
+    nbr = st.s.nbr
+    nn = st.s.nn
+    rx_kind = st.s.rx_kind
+    rx_reactant = st.s.rx_reactant
+    rx_sel = st.s.rx_sel
+    rx_rate = st.s.rx_rate
+    ip = st.s.ip
+    fp = st.s.fp
     size = tsize[0]
     n_rx = rx_kind.size
     limit = fp[FP_REJECT] * fp[FP_SCAN]
@@ -1487,7 +1420,7 @@ def run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
 
 @njit(cache=True)
 def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
-    ip, fp = st[1][24], st[1][25]
+    ip, fp = st.s.ip, st.s.fp
     nmol = np.zeros(max(ip[IP_NMOL], 1), dtype=np.int64)
     dt = np.zeros(1)
     t = 0.0
@@ -1563,60 +1496,32 @@ def seed_rng(seed):
 @njit(cache=True)
 def init_state(st):
     """Counters, flags, sets and trees from scratch (also the reference for tests)."""
-    (
-        occ,
-        chg,
-        cnt,
-        c2,
-        sel,
-        flags,
-        sarr,
-        spos,
-        sn,
-        wmol,
-        tdis,
-        tdiff,
-        tsize,
-        gcount,
-        log,
-        logn,
-        cur,
-        stamp,
-        stampc,
-        misc,
-        wstamp,
-        wlist,
-        wctr,
-    ) = st[0]
-    (
-        nbr,
-        nn,
-        stype,
-        tclass,
-        near,
-        near_rev,
-        role,
-        sclass,
-        INT,
-        sel_sp,
-        sel_chg,
-        sel_mask,
-        rx_kind,
-        rx_reactant,
-        rx_sel,
-        rx_rate,
-        rx_half,
-        rx_el,
-        ch_start,
-        ch_n,
-        ch_w,
-        pr_start,
-        pr_n,
-        pr_sp,
-        ip,
-        fp,
-        mol_conc,
-    ) = st[1]
+    occ = st.d.occ
+    chg = st.d.chg
+    cnt = st.d.cnt
+    c2 = st.d.c2
+    sel = st.d.sel
+    flags = st.d.flags
+    sarr = st.d.sarr
+    spos = st.d.spos
+    sn = st.d.sn
+    wmol = st.d.wmol
+    tdis = st.d.tdis
+    tdiff = st.d.tdiff
+    gcount = st.d.gcount
+    misc = st.d.misc
+    wctr = st.d.wctr
+    nbr = st.s.nbr
+    nn = st.s.nn
+    stype = st.s.stype
+    tclass = st.s.tclass
+    near = st.s.near
+    near_rev = st.s.near_rev
+    role = st.s.role
+    sel_sp = st.s.sel_sp
+    sel_chg = st.s.sel_chg
+    sel_mask = st.s.sel_mask
+    ip = st.s.ip
     N = occ.size
     cnt[:, :] = 0
     c2[:, :] = 0
@@ -1628,7 +1533,7 @@ def init_state(st):
     tdis[:] = 0.0
     tdiff[:] = 0.0
     gcount[:] = 0
-    misc[0] = 0
+    misc[M_ION] = 0
     for i in range(N):
         gcount[occ[i]] += 1
     # ionisers first (charges depend on them)
@@ -1643,7 +1548,7 @@ def init_state(st):
                 c2[j, C_ION] += 1
     for i in range(N):
         chg[i] = 1 if (occ[i] == METAL and c2[i, C_ION] > 0) else 0
-        misc[0] += chg[i]
+        misc[M_ION] += chg[i]
     for i in range(N):
         o = occ[i]
         t = stype[i]
@@ -1707,8 +1612,8 @@ def half_stats(st, nz, layer, nmol, out_layers, out_scalar):
     the electrolyte assignment.  out_scalar: [Li0, Li+, Li0 at surface, Li+ at surface,
     layers with a fragment, layers with Li0 on a BC site].
     """
-    occ, chg, cnt = st[0][0], st[0][1], st[0][2]
-    stype, role, ip = st[1][2], st[1][6], st[1][24]
+    occ, chg, cnt = st.d.occ, st.d.chg, st.d.cnt
+    stype, role, ip = st.s.stype, st.s.role, st.s.ip
     N = occ.size
     out_layers[:, :] = 0
     out_scalar[:] = 0

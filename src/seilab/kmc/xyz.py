@@ -19,8 +19,8 @@ def write_xyz(sim, path: str | Path, comment: str = "", background: bool = False
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lat = sim.comp.lattice
-    occ = sim.dyn[0]
-    chg = sim.dyn[1]
+    occ = sim.dyn.occ
+    chg = sim.dyn.chg
     keep = (occ != K.EMPTY) if background else ((occ != K.EMPTY) & (occ != K.BACKGROUND))
     idx = np.nonzero(keep)[0]
     pos = lat.positions()[idx]

@@ -1,0 +1,348 @@
+"""Every speed and memory figure of issue 13 in one command, compared with stored figures.
+
+Usage::
+
+    python benchmarks/run_all.py                 # everything but the 380-run campaign (~5 min)
+    python benchmarks/run_all.py --quick         # no cold start, no big box, small campaign
+    python benchmarks/run_all.py --full          # + the 380-run paper campaign on 2 workers
+    python benchmarks/run_all.py --save benchmarks/figures_after.json
+    python benchmarks/run_all.py --src /path/to/other/checkout/src   # time another version
+
+Figures (each measured in fresh processes; wall times depend on the machine's load, which is
+printed with every block; CPU times are steadier on a shared machine):
+
+* ``cold_first_sim_s``: a fresh process on an EMPTY Numba cache, import to the end of a 1-cycle
+  simulation of the default model (compilation included).
+* ``cold_two_procs_s`` / ``cold_two_procs_cpu_s`` (``--full``): two such processes started at
+  once (a campaign's two workers): wall time until both are done, and their summed CPU time.
+* ``first_sim_s``: a fresh process on a FULL cache (after ``seilab warmup`` / setup.sh), import
+  to the end of the first 1-cycle simulation; ``first_sim_100_s``: the same with the default
+  100 cycles (what ``seilab simulate`` does).
+* ``import_s``, ``load_s``: import of the simulator; loading the kernels from the cache.
+* ``run_s_<model>`` / ``run_cpu_s_<model>``: median per-run wall / CPU time of the model's
+  default run (its box and cycles) over ``--seeds`` seeds after start-up; ``events_per_s``.
+* ``big_s`` / ``big_peak_mb``: the paper's literal 40 x 40 x 160 box, 100 cycles, set-up
+  included, and the process's peak resident memory.
+* ``campaign_runs_per_min`` and ``campaign_380_projected_s``: ``--campaign-runs`` default runs
+  on ``--workers`` processes (start-up included), and 380 runs at that rate;
+  ``campaign_380_s`` with ``--full``: the paper design itself.
+* ``dataset_load_s`` / ``dataset_peak_mb``: loading a synthetic campaign of
+  ``--dataset-runs`` runs x 100 cycles and building the CE data set, peak memory of that
+  process (``dataset_frame_mb``: the size of the loaded table itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_COMPARE = ROOT / "benchmarks" / "figures_before.json"
+
+FIRST = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from seilab.kmc import simulate
+t1 = time.perf_counter()
+simulate("paper", cycles=int(sys.argv[1]), seed=0)
+t2 = time.perf_counter()
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"import_s": t1 - t0, "sim_s": t2 - t1, "cpu_s": ru.ru_utime + ru.ru_stime}))
+"""
+
+RUNS = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from seilab.kmc import simulate
+t1 = time.perf_counter()
+simulate("paper", cycles=1, seed=0, box=(4, 4, 16))  # loads the kernels from the cache
+t2 = time.perf_counter()
+model = sys.argv[1]; seeds = json.loads(sys.argv[2]); box = json.loads(sys.argv[3])
+runs = []
+for s in seeds:
+    w = time.perf_counter(); c = time.process_time()
+    df = simulate(model, seed=s, box=box).to_pandas()
+    runs.append({"wall": time.perf_counter() - w, "cpu": time.process_time() - c,
+                 "events": int(df["n_events_ch"].sum() + df["n_events_dis"].sum()),
+                 "hops": int(df["n_diffusion"].sum()), "rows": len(df)})
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "runs": runs,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+DATASET = r"""
+import json, resource, sys, time
+from seilab.analysis.dataset import build_ce_dataset, load_campaign
+t0 = time.perf_counter()
+data = load_campaign(sys.argv[1])
+frame_mb = data.memory_usage(deep=True).sum() / 2**20
+ds = build_ce_dataset(data, source=sys.argv[1])
+print(json.dumps({"load_s": time.perf_counter() - t0, "rows": len(ds.y), "frame_mb": frame_mb,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(code: str, *args: str, env: dict | None = None, timeout: float = 3600) -> dict:
+    """Run ``code`` in a fresh interpreter and return the JSON it prints last."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if out.returncode:
+        raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def bench_cold(env: dict, two: bool) -> dict:
+    """First simulation on an empty Numba cache (one process; two at once with ``two``)."""
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="seilab-cold-") as d:
+        e = dict(env, NUMBA_CACHE_DIR=d)
+        t = time.perf_counter()
+        r = child(FIRST, "1", env=e)
+        out["cold_first_sim_s"] = time.perf_counter() - t
+        out["cold_first_sim_cpu_s"] = r["cpu_s"]
+    if two:
+        with tempfile.TemporaryDirectory(prefix="seilab-cold2-") as d:
+            e = dict(env, NUMBA_CACHE_DIR=d)
+            t = time.perf_counter()
+            ps = [
+                subprocess.Popen(
+                    [sys.executable, "-c", FIRST, "1"], env=e, stdout=subprocess.PIPE, text=True
+                )
+                for _ in range(2)
+            ]
+            cpu = 0.0
+            for p in ps:
+                o, _ = p.communicate()
+                cpu += json.loads(o.strip().splitlines()[-1])["cpu_s"]
+            out["cold_two_procs_s"] = time.perf_counter() - t
+            out["cold_two_procs_cpu_s"] = cpu
+    return out
+
+
+def bench_first(env: dict) -> dict:
+    """A fresh process on a full cache: first 1-cycle and first default simulation."""
+    child(FIRST, "1", env=env)  # make sure the cache is full
+    t = time.perf_counter()
+    child(FIRST, "1", env=env)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    child(FIRST, "100", env=env)
+    return {"first_sim_s": first, "first_sim_100_s": time.perf_counter() - t}
+
+
+def bench_runs(env: dict, model: str, seeds: int) -> dict:
+    """Per-run time of a model's default run, after start-up, median over seeds."""
+    from seilab.model import load_model
+
+    box = list(load_model(model).spec.lattice.box)
+    r = child(RUNS, model, json.dumps(list(range(seeds))), json.dumps(box), env=env)
+    runs = r["runs"]
+    key = model.replace("-", "_")
+    ev = sum(x["events"] + x["hops"] for x in runs)
+    return {
+        "import_s": r["import_s"],
+        "load_s": r["load_s"],
+        f"run_s_{key}": statistics.median(x["wall"] for x in runs),
+        f"run_cpu_s_{key}": statistics.median(x["cpu"] for x in runs),
+        f"events_per_s_{key}": ev / sum(x["cpu"] for x in runs),
+        f"events_per_run_{key}": ev / len(runs),
+        f"box_{key}": "x".join(map(str, box)),
+    }
+
+
+def bench_big(env: dict) -> dict:
+    """The paper's literal 40 x 40 x 160 box for 100 cycles, set-up included."""
+    r = child(RUNS, "paper", "[0]", "[40, 40, 160]", env=env)
+    run = r["runs"][0]
+    return {"big_s": run["wall"], "big_cpu_s": run["cpu"], "big_peak_mb": r["peak_mb"]}
+
+
+CAMPAIGN = r"""
+import json, sys, time
+from seilab.campaign import CampaignConfig, run_campaign
+t = time.perf_counter()
+kw = json.loads(sys.argv[2])
+res = run_campaign(CampaignConfig(**kw), sys.argv[1], progress=False)
+print(json.dumps({"wall_s": time.perf_counter() - t, "failed": res.n_failed}))
+"""
+
+
+def bench_campaign(env: dict, runs: int, workers: int, full: bool) -> dict:
+    """Campaign throughput on a process pool (start-up included)."""
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="seilab-camp-") as d:
+        kw = {
+            "design": "sets",
+            "param_sets": [{}],
+            "replicates": runs,
+            "backend": "process",
+            "workers": workers,
+        }
+        r = child(CAMPAIGN, str(Path(d) / "c"), json.dumps(kw), env=env)
+        out["campaign_runs"] = runs
+        out["campaign_s"] = r["wall_s"]
+        out["campaign_runs_per_min"] = 60 * runs / r["wall_s"]
+        out["campaign_380_projected_s"] = 380 * r["wall_s"] / runs
+        if full:
+            kw = {"design": "paper", "backend": "process", "workers": workers}
+            r = child(CAMPAIGN, str(Path(d) / "paper"), json.dumps(kw), env=env)
+            out["campaign_380_s"] = r["wall_s"]
+    return out
+
+
+def write_big_campaign(folder: Path, runs: int, distinct: int = 40) -> None:
+    """A campaign folder of ``runs`` runs x 100 cycles: ``distinct`` synthetic run tables
+    (tests/analysis/synthetic.py), each linked under many run ids (hard links: fast to make,
+    read like distinct files)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(ROOT / "tests" / "analysis"))
+    from synthetic import write_synthetic_campaign
+
+    man = write_synthetic_campaign(folder, n_runs=min(distinct, runs), n_cycles=100, seed=0)
+    rows = []
+    for k in range(runs):
+        src = man.iloc[k % len(man)]
+        rid = f"big{k:06d}"
+        dst = folder / "runs" / f"{rid}.parquet"
+        try:
+            os.link(folder / "runs" / f"{src['run_id']}.parquet", dst)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(folder / "runs" / f"{src['run_id']}.parquet", dst)
+        rows.append(dict(src, run_id=rid, seed=k))
+    for rid in man["run_id"]:
+        (folder / "runs" / f"{rid}.parquet").unlink()
+    big = pd.DataFrame(rows).astype({c: man[c].dtype for c in man.columns})
+    pq.write_table(pa.Table.from_pandas(big, preserve_index=False), folder / "manifest.parquet")
+
+
+def bench_dataset(env: dict, runs: int) -> dict:
+    """Load a campaign of ``runs`` runs x 100 cycles and build the CE data set."""
+    with tempfile.TemporaryDirectory(prefix="seilab-ds-") as d:
+        t = time.perf_counter()
+        write_big_campaign(Path(d) / "c", runs)
+        t_write = time.perf_counter() - t
+        r = child(DATASET, str(Path(d) / "c"), env=env)
+    return {
+        "dataset_runs": runs,
+        "dataset_rows": r["rows"],
+        "dataset_write_s": t_write,
+        "dataset_load_s": r["load_s"],
+        "dataset_peak_mb": r["peak_mb"],
+        "dataset_frame_mb": r["frame_mb"],
+    }
+
+
+LOWER_IS_BETTER = ("_s", "_mb")
+
+
+def compare(now: dict, ref: dict) -> None:
+    """Print each figure next to the stored one, with the ratio now / before."""
+    print(f"\ncomparison with {ref.get('_label', 'stored figures')}:")
+    print(f"  {'figure':32s} {'before':>10s} {'now':>10s} {'now/before':>11s}")
+    for k, v in now.items():
+        if k.startswith("_") or not isinstance(v, int | float):
+            continue
+        b = ref.get(k)
+        if not isinstance(b, int | float) or b == 0:
+            print(f"  {k:32s} {'-':>10s} {v:10.3f}")
+            continue
+        print(f"  {k:32s} {b:10.3f} {v:10.3f} {v / b:11.2f}")
+    for k in ("_load_start", "_load_end", "_commit"):
+        print(f"  {k[1:]:32s} before {ref.get(k)}  now {now.get(k)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="skip cold start and big box")
+    ap.add_argument("--full", action="store_true", help="+ two cold processes, 380-run campaign")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--campaign-runs", type=int, default=None)
+    ap.add_argument("--dataset-runs", type=int, default=None)
+    ap.add_argument("--src", type=Path, default=None, help="time the seilab under this src/")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated blocks: cold,cold2,first,runs,big,campaign,dataset",
+    )
+    ap.add_argument("--save", type=Path, default=None)
+    ap.add_argument("--label", default="")
+    ap.add_argument("--compare", type=Path, default=DEFAULT_COMPARE)
+    args = ap.parse_args(argv)
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    if args.src:
+        env["PYTHONPATH"] = str(args.src.resolve())
+    camp_runs = args.campaign_runs or (8 if args.quick else 24)
+    ds_runs = args.dataset_runs or (1000 if args.quick else 10000)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(args.src or ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    fig: dict = {"_label": args.label or commit, "_commit": commit, "_load_start": load()}
+    print(f"seilab benchmarks ({commit}); load average {load()} on {os.cpu_count()} cores")
+
+    def block(name: str, fn, *a) -> None:
+        l0 = load()
+        t = time.perf_counter()
+        r = fn(*a)
+        fig.update(r)
+        shown = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+        )
+        print(f"[{name}] {shown}  ({time.perf_counter() - t:.0f} s; load {l0} -> {load()})")
+
+    want = set(args.only.split(",")) if args.only else None
+
+    def on(name: str, default: bool = True) -> bool:
+        return name in want if want is not None else default
+
+    if on("cold", not args.quick) or on("cold2", False):
+        block("cold start", bench_cold, env, args.full or on("cold2", False))
+    if on("first"):
+        block("first simulation", bench_first, env)
+    if on("runs"):
+        for model in ("paper", "paper-legacy"):
+            block(f"per run {model}", bench_runs, env, model, args.seeds)
+    if on("big", not args.quick):
+        block("big box", bench_big, env)
+    if on("campaign"):
+        block("campaign", bench_campaign, env, camp_runs, args.workers, args.full)
+    if on("dataset"):
+        block("data set", bench_dataset, env, ds_runs)
+    fig["_load_end"] = load()
+    if args.save:
+        if args.only and args.save.is_file():  # a partial run updates the stored figures
+            fig = {**json.loads(args.save.read_text()), **fig}
+        args.save.write_text(json.dumps(fig, indent=1))
+        print(f"saved {args.save}")
+    if args.compare and args.compare.is_file():
+        compare(fig, json.loads(args.compare.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Compile the kernels once: at install (``seilab warmup``) or on first use, under a file lock.
+
+Numba compiles a kernel on its first call and keeps the machine code in its cache
+(``cache=True``: ``__pycache__`` next to ``kernels.py``, or ``NUMBA_CACHE_DIR``).  Without
+coordination every process that starts on an empty cache compiles the kernels itself: the two
+workers of a campaign both spent about a minute doing the same work.  Here the first process
+takes an exclusive lock in the cache folder, runs a tiny simulation that calls every kernel the
+driver calls (so each one is compiled and written to the cache) and leaves a marker; processes
+that arrive meanwhile wait on the lock and then load the cache, and later processes see the
+marker and skip the lock altogether.  The marker's name carries the kernel file's stamp (size
+and modification time, the stamp Numba's own cache checks) and the Numba and Python versions,
+so an edited kernel file or an upgraded Numba compiles again.
+
+``scripts/setup.sh`` runs ``python -m seilab.kmc.warmup`` so that a fresh install starts with
+a full cache; ``pip install seilab`` users get the same by running ``seilab warmup`` once
+(otherwise the first simulation compiles, once for all processes sharing the cache folder).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+_READY = False
+
+
+def cache_dir() -> Path:
+    """The folder where Numba keeps the compiled kernels of this installation."""
+    from seilab.kmc import kernels as K
+
+    return Path(K.run_half._cache._cache_path)
+
+
+def _stamp() -> str:
+    import numba
+
+    from seilab.kmc import kernels as K
+
+    st = os.stat(K.__file__)
+    py = f"{sys.version_info[0]}{sys.version_info[1]}"
+    return f"{int(st.st_mtime)}-{st.st_size}-nb{numba.__version__}-py{py}"
+
+
+def marker_path() -> Path:
+    """The file whose presence says the cache holds every kernel of this kernel file."""
+    return cache_dir() / f"seilab-warm-{_stamp()}"
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (POSIX ``flock``; no lock where that is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: compile without coordination
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def exercise_kernels() -> None:
+    """Call every kernel the driver calls, on a tiny box (compiles or loads each one)."""
+    from seilab.kmc.engine import Simulation
+    from seilab.model import load_model
+
+    m = load_model("paper").with_box((4, 4, 16))
+    m = m.with_overrides({"protocol.event_budget": 2, "protocol.cycles": 1})
+    sim = Simulation(m, 0)
+    sim.run_half("charge")
+    sim.run_half("discharge")
+
+
+def ensure_compiled() -> float:
+    """Make sure this process can load every kernel from the cache; compile once if not.
+
+    Returns
+    -------
+    float
+        Seconds spent (waiting on another process's compilation included); 0.0 when the
+        cache was already complete or this process has been here before.
+    """
+    global _READY
+    if _READY:
+        return 0.0
+    _READY = True  # set first: the warm-up simulation below comes back through here
+    t0 = time.perf_counter()
+    try:
+        marker = marker_path()
+        if marker.exists():
+            return 0.0
+        with _file_lock(cache_dir() / "seilab-compile.lock"):
+            if not marker.exists():  # not compiled by the process we waited for
+                exercise_kernels()
+                marker.touch()
+    except OSError:
+        # a read-only cache folder: Numba then compiles in memory; nothing to coordinate
+        return 0.0
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    """``python -m seilab.kmc.warmup``: compile the kernels into the cache and say where."""
+    # through the package module: run as ``python -m``, this file is also ``__main__``, whose
+    # _READY flag the simulator would not see (it would wait on the lock this process holds)
+    from seilab.kmc import warmup
+
+    t0 = time.perf_counter()
+    spent = warmup.ensure_compiled()
+    print(
+        f"seilab kernels ready in {cache_dir()} "
+        f"({'cache filled' if spent > 0 else 'already cached'}, {time.perf_counter() - t0:.1f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
