@@ -1,6 +1,6 @@
 """Known answer: targets made by the simulator at a known scan interval are recovered.
 
-The targets are the statistics of a small campaign (paper model, 5 x 5 x 20 box, 8 cycles,
+The targets are the statistics of a small campaign (paper-2025-study model, whose charges are time-limited so the scan interval matters; 5 x 5 x 20 box, 8 cycles,
 2 seeds that the calibration does not use) at ``protocol.scan_interval_s = 9000 s``.  On this
 box the charge halves are time-limited below about 5000 s (12-15 events) and reach the 30-event
 budget above about 30000 s, so the number of events per charge half and the share of charge
@@ -48,7 +48,7 @@ def _spec(scheduler: str, trials: int, seed: int = 0) -> str:
     return f"""
 [calibration]
 name = "known-answer"
-model = "paper"
+model = "paper-2025-study"
 cycles = {CYCLES}
 box = {list(BOX)}
 replicates = 2
@@ -86,7 +86,7 @@ def truth_targets(scheduler, tmp_path_factory):
         param_sets=[{}],
         replicates=2,
         seed=11,
-        model="paper",
+        model="paper-2025-study",
         cycles=CYCLES,
         box=BOX,
         set={"protocol.scan_interval_s": TRUTH},
@@ -139,7 +139,7 @@ def test_known_answer_and_resume(scheduler, truth_targets, tmp_path):
     text = (out / "best-model.toml").read_text()
     assert f"Best trial {int(best['trial'])}" in text and "range [1000, 100000] (log)" in text
     assert "[FOUND S0]" in text  # the base model's comments are kept
-    assert m.name == "paper-calibrated"
+    assert m.name == "paper-2025-study-calibrated"
     md = (out / "candidates.md").read_text()
     assert "events_per_charge_half" in md and "simulator, scan_interval_s" in md
 

@@ -17,7 +17,7 @@ from seilab.calibrate.statistics import STATISTICS
 
 GOOD_SPEC = """
 [calibration]
-model = "paper"
+model = "paper-2025-study"
 cycles = 4
 box = [5, 5, 20]
 trials = 2
@@ -55,7 +55,7 @@ def _err(tmp: Path, spec: str = GOOD_SPEC, targets: str = GOOD_TARGETS) -> str:
 def test_good_files_pass(tmp_path):
     s, t = _write(tmp_path)
     sp, tg, m, arg, cycles = prepare(None, s, t)
-    assert arg == "paper" and cycles == 4 and sp.knobs[0].log
+    assert arg == "paper-2025-study" and cycles == 4 and sp.knobs[0].log
     assert tg.targets[0].statistic == "events_per_charge_half"
     over, box = knob_overrides(sp, {"scan": 7200.0}, m)
     assert over == {"protocol.scan_interval_s": 7200.0} and box == [5, 5, 20]
@@ -177,7 +177,10 @@ def test_bad_knobs(tmp_path, extra, expect):
             ["knobs.scan", "grid sampler needs `values`"],
         ),
         (GOOD_SPEC + '\n[execution]\nbackend = "slurm"\n', ["execution.backend", "dask, process"]),
-        (GOOD_SPEC.replace('model = "paper"', 'model = "nope"'), ["unknown model 'nope'"]),
+        (
+            GOOD_SPEC.replace('model = "paper-2025-study"', 'model = "nope"'),
+            ["unknown model 'nope'"],
+        ),
     ],
 )
 def test_bad_spec(tmp_path, spec, expect):
