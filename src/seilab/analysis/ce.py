@@ -14,7 +14,6 @@ Pipeline (all splits by simulation):
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from seilab.analysis.regressors import (
 )
 from seilab.analysis.uncertainty import ConformalRegressor, interval_coverage
 from seilab.errors import AnalysisError
+from seilab.io import versions
 
 
 @dataclass
@@ -144,22 +144,6 @@ def fit_regressor(name: str, est: Any, X: pd.DataFrame, y: pd.Series, groups: pd
     if name == "dense_nn":
         return est.fit(X, y, groups=np.asarray(groups))
     return est.fit(X, y)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries that shape the results."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("seilab", "numpy", "pandas", "scikit-learn", "torch", "xgboost", "shap", "optuna"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            try:
-                out[pkg] = md.version(f"{pkg}-cpu")
-            except md.PackageNotFoundError:
-                out[pkg] = "not installed"
-    return out
 
 
 def run_ce_analysis(

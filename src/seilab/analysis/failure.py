@@ -48,13 +48,7 @@ MISSING_CE: int = -3
 #: Default numbers of observed cycles for the early-warning models.
 EARLY_WARNING_N: tuple[int, ...] = (10, 20, 30, 50)
 #: The five classifiers of the paper, in the order of its table.
-CLASSIFIER_NAMES: tuple[str, ...] = (
-    "LogisticRegression",
-    "RandomForest",
-    "GradientBoosting",
-    "CatBoost",
-    "XGBoost",
-)
+CLASSIFIER_NAMES: tuple[str, ...] = schema.CLASSIFIER_NAMES
 #: XGBoost threads.  On data this small threads only add overhead, and OpenMP spin-waiting
 #: on a loaded machine makes it dramatic (300 runs x 19 features, 300 trees: 0.07 s with one
 #: thread, 18 s with two on a busy 2-core machine), so XGBoost always runs single-threaded.

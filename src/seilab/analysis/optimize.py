@@ -19,7 +19,6 @@ verified results back (ask/tell) and proposes again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -33,11 +32,11 @@ import pandas as pd
 
 from seilab import schema
 from seilab.analysis.defaults import DFT_PAIR_ENERGIES
+from seilab.campaign.design import GRID_LEVELS, GRID_STEP_EV
 from seilab.errors import AnalysisError
 
 #: Grid of the optimised energies: integer tenths of an eV, 0..15 (0.0..1.5 eV).
-GRID_LOW, GRID_HIGH = 0, 15
-GRID_STEP_EV = 0.1
+GRID_LOW, GRID_HIGH = 0, GRID_LEVELS - 1
 #: Default study name inside ``OUT/optuna.db``.
 STUDY_NAME = "seilab-ce-bo"
 #: Convergence: first trial whose best-so-far is within this many percentage points of the final best.
@@ -635,8 +634,9 @@ def verify_campaign_dir(
         "replicates": int(replicates),
         "simulator": getattr(run_specs, "options", None),
     }
-    key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
-    return out_dir / f"campaign-{key[:12]}"
+    from seilab.io import stable_hash
+
+    return out_dir / f"campaign-{stable_hash(ident, 12)}"
 
 
 def simulate(
@@ -802,9 +802,10 @@ def run_optimization(
     """
     import optuna
 
-    from seilab.analysis.ce import StepTimer, versions
+    from seilab.analysis.ce import StepTimer
     from seilab.analysis.dataset import load_campaign
     from seilab.analysis.regressors import resolve_models
+    from seilab.io import versions
 
     bo = settings or BOSettings()
     if bo.trials < 1:

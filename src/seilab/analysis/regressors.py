@@ -22,13 +22,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from seilab import schema
+
 #: Model names in the order of the paper's parity figure, with display titles.
-MODEL_TITLES: dict[str, str] = {
-    "dense_nn": "Dense Neural Network",
-    "mlp": "MLPRegressor",
-    "xgboost": "XGBoost",
-    "extra_trees": "Extra Trees",
-}
+MODEL_TITLES: dict[str, str] = schema.REGRESSOR_TITLES
 MODEL_NAMES: tuple[str, ...] = tuple(MODEL_TITLES)
 
 

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seilab import schema
+from seilab import io, schema
 from seilab.campaign import design as D
 from seilab.campaign import store
 from seilab.campaign.config import (
@@ -37,6 +34,7 @@ from seilab.campaign.config import (
 )
 from seilab.campaign.task import RunTask, format_error, process_alive, run_one
 from seilab.errors import CampaignError, SeilabError
+from seilab.io import sigterm_as_interrupt
 
 #: A run whose worker process dies this many times (pool broken while it was in flight) is
 #: recorded as failed instead of being retried again.
@@ -273,7 +271,7 @@ def plan_campaign(config: CampaignConfig) -> CampaignPlan:
             if k not in pairs and k not in seen_keys:
                 seen_keys.add(k)
                 param_keys.append(k)
-        ckey = json.dumps(own, sort_keys=True, default=str)
+        ckey = io.canonical_json(own)
         if ckey not in cache:
             res_pairs: dict[str, float | None] = dict(base_pairs)
             res_params: dict[str, Any] = {}
@@ -315,49 +313,11 @@ def plan_campaign(config: CampaignConfig) -> CampaignPlan:
 
 
 # ------------------------------------------------------------------------------ folder
-@contextmanager
 def folder_lock(
     folder: Path, *, what: str = "campaign folder", error: type[Exception] = CampaignError
-) -> Iterator[None]:
-    """Hold ``DIR/.lock`` (``fcntl.flock``, non-blocking) for the duration of the block.
-
-    Parameters
-    ----------
-    folder
-        The folder to lock.
-    what, error
-        How the folder is named in the error, and the exception raised.
-
-    Raises
-    ------
-    CampaignError
-        "campaign folder DIR is in use by another process (pid N)".
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        yield
-        return
-    path = folder / store.LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        try:
-            pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        finally:
-            os.close(fd)
-        raise error(f"{what} {folder} is in use by another process (pid {pid})") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+):
+    """:func:`seilab.io.folder_lock` with the campaign's wording and error."""
+    return io.folder_lock(folder, what=what, error=error)
 
 
 def _check_target(out: Path) -> None:
@@ -558,26 +518,6 @@ class _ManifestWriter:
         meta = {"sessions": [*self.sessions, self.session], "n_runs": len(self.states)}
         store.write_manifest(self.out, self.records(), self.schema, meta)
         self.last = time.perf_counter()
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only) so the manifest gets written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        # A second SIGTERM kills at once: the first one's KeyboardInterrupt can be lost when it
-        # arrives inside a ctypes callback (Numba compiling in this process).
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 class _Progress:

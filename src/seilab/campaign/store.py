@@ -15,7 +15,6 @@ A run is finished if and only if ``runs/<run_id>.parquet`` exists and is readabl
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 
 from seilab import schema
 from seilab.errors import AnalysisError
+from seilab.io import LOCK_FILE, atomic_write_parquet, atomic_write_text  # noqa: F401 - re-exported
 
 #: Manifest columns written by seilab besides :data:`seilab.schema.MANIFEST_COLUMNS`, the
 #: ``e_pair_*_ev`` columns and the ``param.*`` columns.
@@ -35,7 +35,6 @@ EXTRA_MANIFEST_COLUMNS: tuple[str, ...] = ("design_index", "replicate")
 MANIFEST_METADATA_KEY = b"seilab_campaign"
 #: Where a run file that exists but cannot be read is moved (never left among ``runs/``).
 QUARANTINE_DIR = "quarantine"
-LOCK_FILE = ".lock"
 PARAM_SETS_FILE = "param_sets.json"
 PARAM_PREFIX = "param."
 
@@ -184,37 +183,6 @@ def manifest_table(
             {MANIFEST_METADATA_KEY: json.dumps(metadata).encode()}
         )
     return table
-
-
-def atomic_write_parquet(table: pa.Table, path: str | Path) -> Path:
-    """Write Parquet to ``.<name>.tmp-<pid>`` beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write a text file via a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def write_manifest(

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from seilab import schema
 from seilab.errors import SeilabError
 from seilab.report.pipeline import (
     REPORT_FILE,
@@ -60,13 +61,6 @@ PAPER: dict[str, str] = {
     "chosen_classifier": "XGBoost",
 }
 
-_MODEL_TITLES = {
-    "dense_nn": "DenseNN",
-    "mlp": "MLPRegressor",
-    "xgboost": "XGBoost",
-    "extra_trees": "Extra Trees",
-}
-_CLASSIFIERS = ("LogisticRegression", "RandomForest", "GradientBoosting", "CatBoost", "XGBoost")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
@@ -393,7 +387,7 @@ def _regression(f: _Folder) -> list[str]:
     ]
     cols = [(c, t) for c, t in cols if c in m.columns]
     rows = [
-        [_MODEL_TITLES.get(r["model"], r["model"]), *[r[c] for c, _ in cols]]
+        [schema.REGRESSOR_TITLES.get(r["model"], r["model"]), *[r[c] for c, _ in cols]]
         for _, r in m.iterrows()
     ]
     body.append(
@@ -446,7 +440,7 @@ def _shap(f: _Folder) -> list[str]:
                 ["feature", "group", "mean |SHAP| (pp CE)", "mean SHAP (pp CE)"],
                 rows,
                 left=2,
-                caption=f"Ten most important features, {_MODEL_TITLES.get(model, model)}",
+                caption=f"Ten most important features, {schema.REGRESSOR_TITLES.get(model, model)}",
             )
         )
     body.append(
@@ -464,8 +458,8 @@ def _shap(f: _Folder) -> list[str]:
                 body.append(
                     _figure(
                         data,
-                        f"SHAP beeswarm, {_MODEL_TITLES[model]}, {title}",
-                        f"SHAP beeswarm of the {_MODEL_TITLES[model]}: {title} (colour: feature value).",
+                        f"SHAP beeswarm, {schema.REGRESSOR_TITLES[model]}, {title}",
+                        f"SHAP beeswarm of the {schema.REGRESSOR_TITLES[model]}: {title} (colour: feature value).",
                     )
                 )
     return body
@@ -830,7 +824,7 @@ def headline_rows(f: _Folder) -> list[list[str]]:
     m = f.csv("ce", "metrics.csv")
     prob_ce = _stage_problem(f, "ce")
     na_ce = "n/a (" + ("CE analysis not run" if m is None else "") + ")"
-    for model, title in _MODEL_TITLES.items():
+    for model, title in schema.REGRESSOR_TITLES.items():
         r = None
         if m is not None and "model" in m.columns and model in set(m["model"]):
             r = m[m["model"] == model].iloc[0]
@@ -851,13 +845,15 @@ def headline_rows(f: _Folder) -> list[list[str]]:
             ]
         )
     if m is not None and "test_rmse" in m.columns and len(m):
-        order = ", ".join(_MODEL_TITLES.get(x, x) for x in m.sort_values("test_rmse")["model"])
+        order = ", ".join(
+            schema.REGRESSOR_TITLES.get(x, x) for x in m.sort_values("test_rmse")["model"]
+        )
         rows.append(["regressors by test RMSE", PAPER["regressor_order"], order])
     s = _failure_summary(f)
     prob_f = _stage_problem(f, "failure") or "failure analysis not run"
     aucs = (s or {}).get("classifier_auc") or {}
     reason = prob_f if s is None else "not trained: " + _no_classifier_reason(s, short=True)
-    for name in _CLASSIFIERS:
+    for name in schema.CLASSIFIER_NAMES:
         paper = {"RandomForest": PAPER["rf_auc"], "XGBoost": PAPER["xgb_auc"]}.get(
             name, PAPER["other_auc"]
         )

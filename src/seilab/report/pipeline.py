@@ -22,7 +22,6 @@ the verification simulations already done).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -33,17 +32,24 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from seilab import schema
 from seilab.errors import SeilabError
+from seilab.io import (
+    LOCK_FILE,
+    atomic_write_text,
+    folder_lock,
+    sigterm_as_interrupt,
+    stable_hash,
+    utc_now,
+    versions,
+)
 from seilab.report.presets import Preset
 
 STATUS_FILE = "seilab-run.json"
 STATUS_FORMAT = "seilab-run/1"
-LOCK_FILE = ".lock"
 REPORT_FILE = "report.html"
 
 #: Stages in order, with their folder and the file each writes last (its completion mark).
@@ -75,20 +81,8 @@ SENTINELS: dict[str, str] = {
 CAMPAIGN_FIELDS: tuple[str, ...] = ("design", "n", "pairs", "replicates", "cycles", "box", "set")
 
 
-def utc_now() -> str:
-    """Current UTC time, ISO 8601 with seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write ``text`` atomically (:func:`seilab.campaign.store.atomic_write_text`)."""
-    from seilab.campaign.store import atomic_write_text as write
-
-    return write(text, path)
-
-
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return stable_hash(obj, 16)
 
 
 @dataclass
@@ -222,42 +216,8 @@ def run_lock(folder: Path) -> Iterator[None]:
     SeilabError
         "run folder DIR is in use by another process (pid N)".
     """
-    from seilab.campaign.runner import folder_lock
-
     with folder_lock(folder, what="run folder", error=SeilabError):
         yield
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and of the libraries that shape the results."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "seilab",
-        "numpy",
-        "numba",
-        "pandas",
-        "pyarrow",
-        "scipy",
-        "scikit-learn",
-        "torch",
-        "xgboost",
-        "catboost",
-        "shap",
-        "optuna",
-        "lifelines",
-        "matplotlib",
-    ):
-        for name in (pkg, f"{pkg}-cpu"):
-            try:
-                out[pkg] = md.version(name)
-                break
-            except md.PackageNotFoundError:
-                continue
-        else:
-            out[pkg] = "not installed"
-    return out
 
 
 class _Status:
@@ -524,8 +484,6 @@ def _null() -> Iterator[None]:
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Turn the first SIGTERM into KeyboardInterrupt, so that the status file records it."""
-    from seilab.campaign.runner import sigterm_as_interrupt
-
     with sigterm_as_interrupt():
         yield
 
