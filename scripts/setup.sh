@@ -13,5 +13,5 @@ if ! python -c "import torch" 2>/dev/null; then
     || pip install -q torch==2.13.0 \
     || pip install -q "torch>=2.2"
 fi
-pip install -q -e ".[dev,cluster]"
+pip install -q -e ".[ml,cluster,dev]"
 echo "seilab $(python -c 'import seilab; print(seilab.__version__)') installed in .venv"

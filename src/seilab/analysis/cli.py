@@ -40,6 +40,9 @@ def analyze_ce_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train the four CE regressors, score them, add intervals, and explain them with SHAP."""
+    from seilab.errors import require_extra
+
+    require_extra("ml", "seilab analyze ce")
     from seilab.analysis.ce import CESettings, parse_list, run_ce_analysis
     from seilab.analysis.dataset import resolve_groups
     from seilab.analysis.regressors import resolve_models
@@ -116,6 +119,9 @@ def optimize_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Bayesian optimisation (Optuna TPE) of pair energies on a CE surrogate, optionally verified."""
+    from seilab.errors import require_extra
+
+    require_extra("ml", "seilab optimize")
     from seilab.analysis.optimize import BOSettings, run_optimization
     from seilab.errors import AnalysisError
 

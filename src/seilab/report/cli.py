@@ -80,8 +80,10 @@ def run_cmd(
     """
     from dataclasses import replace
 
+    from seilab.errors import SeilabError, require_extra
+
+    require_extra("ml", "seilab run")
     from seilab.campaign.cli import _parse_sets
-    from seilab.errors import SeilabError
     from seilab.report.pipeline import RunOptions, run_pipeline
     from seilab.report.presets import get_preset
 
