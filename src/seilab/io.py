@@ -176,7 +176,9 @@ def atomic_save(path: str | Path, writer: Callable[[Path], Any]) -> Path:
 
 
 # ------------------------------------------------------------------------------ folders
-def check_writable_dir(path: str | Path, *, option: str = "--out") -> Path:
+def check_writable_dir(
+    path: str | Path, *, option: str = "--out", shown: str | Path | None = None
+) -> Path:
     """Check, before any work, that ``path`` is (or can be created as) a writable folder.
 
     Nothing is created: the nearest existing ancestor must be a writable folder.
@@ -196,8 +198,11 @@ def check_writable_dir(path: str | Path, *, option: str = "--out") -> Path:
         if probe.parent == probe:
             break
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise SeilabError(f"{option} {path}: cannot write there ({probe} is not writable)")
+    shown = path if shown is None else shown
+    if not probe.is_dir():
+        raise SeilabError(f"{option} {shown}: cannot write there ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SeilabError(f"{option} {shown}: cannot write there ({probe} is not writable)")
     return path
 
 
@@ -210,7 +215,7 @@ def check_writable_file(path: str | Path, *, option: str = "--out") -> Path:
         raise SeilabError(f"{option} {path}: is a folder, give a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise SeilabError(f"{option} {path}: exists and is not writable")
-    check_writable_dir(path.parent, option=option)
+    check_writable_dir(path.parent, option=option, shown=path)
     return path
 
 

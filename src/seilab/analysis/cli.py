@@ -16,6 +16,15 @@ analyze_app = typer.Typer(
 )
 
 
+def check_inputs(folder: Path, out: Path) -> None:
+    """Before any work: ``folder`` is a campaign folder and ``out`` a writable folder."""
+    from seilab.campaign.store import check_campaign_folder
+    from seilab.io import check_writable_dir
+
+    check_campaign_folder(folder)
+    check_writable_dir(out)
+
+
 @analyze_app.command("ce")
 def analyze_ce_cmd(
     folder: Path = typer.Argument(..., help="Campaign folder (manifest.parquet + runs/*.parquet)."),
@@ -43,6 +52,7 @@ def analyze_ce_cmd(
     from seilab.errors import require_extra
 
     require_extra("ml", "seilab analyze ce")
+    check_inputs(folder, out)
     from seilab.analysis.ce import CESettings, parse_list, run_ce_analysis
     from seilab.analysis.dataset import resolve_groups
     from seilab.analysis.regressors import resolve_models
@@ -122,6 +132,11 @@ def optimize_cmd(
     from seilab.errors import require_extra
 
     require_extra("ml", "seilab optimize")
+    check_inputs(folder, out)
+    if ranking is not None and not ranking.is_file():
+        from seilab.errors import AnalysisError
+
+        raise AnalysisError(f"--ranking {ranking}: file not found")
     from seilab.analysis.optimize import BOSettings, run_optimization
     from seilab.errors import AnalysisError
 

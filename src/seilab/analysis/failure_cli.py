@@ -63,6 +63,9 @@ def failure_cmd(
     from seilab.errors import require_extra
 
     require_extra("ml", "seilab analyze failure")
+    from seilab.analysis.cli import check_inputs
+
+    check_inputs(folder, out)
     from seilab.analysis.dataset import load_campaign
     from seilab.analysis.failure import EARLY_WARNING_N, run_failure_analysis
     from seilab.errors import AnalysisError

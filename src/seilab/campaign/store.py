@@ -54,6 +54,28 @@ _BASE_TYPES: dict[str, pa.DataType] = {
 }
 
 
+def check_campaign_folder(folder: str | Path) -> Path:
+    """Check, before any work, that ``folder`` is a campaign folder (it has a manifest).
+
+    Raises
+    ------
+    AnalysisError
+        One line: the folder does not exist, is not a folder, is empty or has no manifest.
+    """
+    path = Path(folder)
+    if not path.exists():
+        raise AnalysisError(f"{path}: folder does not exist")
+    if not path.is_dir():
+        raise AnalysisError(f"{path}: not a folder (expected a campaign folder)")
+    if not any(path.iterdir()):
+        raise AnalysisError(
+            f"{path}: folder is empty (expected {schema.MANIFEST} and {schema.RUNS_DIR}/)"
+        )
+    if not (path / schema.MANIFEST).is_file():
+        raise AnalysisError(f"{path}: no {schema.MANIFEST}; not a campaign folder")
+    return path
+
+
 def run_path(folder: str | Path, run_id: str) -> Path:
     """Path of a run's file, ``DIR/runs/<run_id>.parquet``."""
     return Path(folder) / schema.RUNS_DIR / f"{run_id}.parquet"

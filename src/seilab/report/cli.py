@@ -25,8 +25,11 @@ def report_cmd(
     ),
 ) -> None:
     """(Re)write the self-contained HTML report of a run folder from its files."""
+    from seilab.io import check_writable_file
     from seilab.report.html import write_report
 
+    if output is not None:
+        check_writable_file(output, option="--output")
     path = write_report(folder, output)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
@@ -83,6 +86,9 @@ def run_cmd(
     from seilab.errors import SeilabError, require_extra
 
     require_extra("ml", "seilab run")
+    from seilab.io import check_writable_dir
+
+    check_writable_dir(out)
     from seilab.campaign.cli import _parse_sets
     from seilab.report.pipeline import RunOptions, run_pipeline
     from seilab.report.presets import get_preset
