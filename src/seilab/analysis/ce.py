@@ -188,6 +188,8 @@ def run_ce_analysis(
         shap_ranking,
     )
     from seilab.plotting import ce as plots
+    from seilab.plotting.shap import beeswarm
+    from seilab.plotting.style import save_figure
 
     s = settings or CESettings()
     models = resolve_models(s.models)
@@ -277,7 +279,9 @@ def run_ce_analysis(
     pred_table.to_parquet(pred_path, index=False)
     files.append(pred_path)
     with timer.step("parity plot"):
-        files.append(plots.parity_grid(panels, metrics, out / "parity.png", titles=MODEL_TITLES))
+        files.append(
+            save_figure(plots.parity_grid(panels, metrics, titles=MODEL_TITLES), out / "parity.png")
+        )
 
     # ------------------------------------------------------------------ SHAP
     explanations: dict[str, Any] = {}
@@ -310,20 +314,19 @@ def run_ce_analysis(
         ranking = shap_ranking(explanations, ds.feature_groups)
         files += _write_table(ranking, out, "shap_ranking")
         with timer.step("SHAP plots"):
-            files.append(plots.ranking_bars(ranking, out / "shap_ranking.png"))
+            files.append(save_figure(plots.ranking_bars(ranking), out / "shap_ranking.png"))
             for name, expl in explanations.items():
                 for grp in s.groups:
                     cols = list(ds.feature_groups[grp])
                     idx = [list(explain_rows.columns).index(c) for c in cols]
-                    files.append(
-                        plots.beeswarm(
-                            np.asarray(expl.values)[:, idx],
-                            explain_rows[cols].to_numpy(),
-                            cols,
-                            out / f"shap_{name}_{grp}.png",
-                            title=f"SHAP, {MODEL_TITLES[name]}: {GROUP_TITLES.get(grp, grp)}",
-                        )
+                    fig = beeswarm(
+                        np.asarray(expl.values)[:, idx],
+                        explain_rows[cols].to_numpy(),
+                        cols,
+                        title=f"SHAP, {MODEL_TITLES[name]}: {GROUP_TITLES.get(grp, grp)}",
+                        xlabel="SHAP value (impact on predicted CE, percentage points)",
                     )
+                    files.append(save_figure(fig, out / f"shap_{name}_{grp}.png"))
 
     summary = {
         "command": "seilab analyze ce",

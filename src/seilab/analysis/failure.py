@@ -1187,6 +1187,8 @@ def run_failure_analysis(
     out.mkdir(parents=True, exist_ok=True)
     if figures:
         from seilab.plotting import failure as fplot
+        from seilab.plotting.shap import beeswarm
+        from seilab.plotting.style import save_figure
     messages: list[str] = []
     files: dict[str, str] = {}
 
@@ -1264,7 +1266,7 @@ def run_failure_analysis(
         if it.normalised.empty:
             note("every heatmap feature is constant; CE-interval heatmap skipped")
         elif figures:
-            p = fplot.plot_ce_interval_heatmap(it, out / "ce_interval_heatmap.png")
+            p = save_figure(fplot.plot_ce_interval_heatmap(it), out / "ce_interval_heatmap.png")
             written("ce_interval_heatmap", p)
 
     # -- failure vs non-failure
@@ -1284,13 +1286,16 @@ def run_failure_analysis(
                 },
             }
             if figures and not fv.empty:
-                p = fplot.plot_failure_vs_nonfailure(fv, out / "failure_vs_nonfailure_heatmap.png")
+                p = save_figure(
+                    fplot.plot_failure_vs_nonfailure(fv), out / "failure_vs_nonfailure_heatmap.png"
+                )
                 written("failure_vs_nonfailure_heatmap", p)
 
     # -- failure-cycle distribution
     if figures and stats["n_failed"]:
-        p = fplot.plot_failure_cycle_box(
-            outcomes, stats, threshold, out / "failure_cycle_boxplot.png"
+        p = save_figure(
+            fplot.plot_failure_cycle_box(outcomes, stats, threshold),
+            out / "failure_cycle_boxplot.png",
         )
         written("failure_cycle_boxplot", p)
 
@@ -1350,13 +1355,19 @@ def run_failure_analysis(
                 ],
             }
             if figures:
-                p = fplot.plot_roc_curves(cr, out / "roc_curves.png")
+                p = save_figure(fplot.plot_roc_curves(cr), out / "roc_curves.png")
                 written("roc_curves", p)
-                p = fplot.plot_confusion_matrices(cr, out / "confusion_matrices.png")
+                p = save_figure(fplot.plot_confusion_matrices(cr), out / "confusion_matrices.png")
                 written("confusion_matrices", p)
-                p = fplot.plot_shap_beeswarm(
-                    vals, X_all, unit, cr.chosen, out / "shap_chosen_classifier.png"
+                fig = beeswarm(
+                    vals,
+                    X_all.to_numpy(dtype=float),
+                    list(X_all.columns),
+                    title=f"SHAP of {cr.chosen}, one dot per run",
+                    xlabel=f"SHAP value ({unit}); > 0 pushes towards failure",
+                    importance=True,
                 )
+                p = save_figure(fig, out / "shap_chosen_classifier.png")
                 written("shap_chosen_classifier", p)
 
     # -- survival
@@ -1367,7 +1378,7 @@ def run_failure_analysis(
     if summary["km_median_cycle"] is None:
         note("the failure-free fraction never falls to 0.5: the Kaplan-Meier median is undefined")
     if figures:
-        p = fplot.plot_kaplan_meier(km, outcomes, threshold, out / "kaplan_meier.png")
+        p = save_figure(fplot.plot_kaplan_meier(km, outcomes, threshold), out / "kaplan_meier.png")
         written("kaplan_meier_curve", p)
     summary["survival_model"] = None
     if pairs and stats["n_failed"]:
@@ -1418,7 +1429,7 @@ def run_failure_analysis(
             if r.note:
                 note(f"early warning at N = {r.n_cycles}: {r.note}")
         if figures and ew["auc_mean"].notna().any():
-            p = fplot.plot_early_warning(ew, out / "early_warning_auc.png")
+            p = save_figure(fplot.plot_early_warning(ew), out / "early_warning_auc.png")
             written("early_warning_auc", p)
 
     # -- compact headline figures for the report

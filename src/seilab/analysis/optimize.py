@@ -965,6 +965,7 @@ def _write_bo_outputs(
 ) -> dict[str, Any]:
     """History, best-vs-DFT table, 2D curves and the SFO-Li x F-Li surface."""
     from seilab.plotting import ce as plots
+    from seilab.plotting.style import save_figure
 
     hist = history_table(study, params)
     conv = convergence_trial(hist)
@@ -993,7 +994,7 @@ def _write_bo_outputs(
         }
     ).to_csv(out / "best_vs_dft_prediction.csv", index=False)
     with timer.step("BO plots"):
-        plots.optimisation_history(hist, out / "history.png", converged_trial=conv)
+        save_figure(plots.optimisation_history(hist, converged_trial=conv), out / "history.png")
         grid = np.round(np.arange(GRID_LOW, GRID_HIGH + 1) * GRID_STEP_EV, 1)
         curves: dict[str, pd.DataFrame] = {}
         for p in params:
@@ -1004,7 +1005,9 @@ def _write_bo_outputs(
                 {"pair": p, "energy_ev": grid, "ce_pct": m, "lower": cl, "upper": ch}
             )
         pd.concat(curves.values(), ignore_index=True).to_csv(out / "pair_curves.csv", index=False)
-        plots.pair_curves(curves, dft, {p: best_e[p] for p in params}, out / "pair_curves.png")
+        save_figure(
+            plots.pair_curves(curves, dft, {p: best_e[p] for p in params}), out / "pair_curves.png"
+        )
         a, b = "SFO-Li", "F-Li"
         sets = [{**best_e, a: float(x), b: float(yv)} for yv in grid for x in grid]
         z = surrogate.predict_mean(sets).reshape(len(grid), len(grid))
@@ -1015,15 +1018,15 @@ def _write_bo_outputs(
                 "ce_pct": z.ravel(),
             }
         ).to_csv(out / "surface_sfo-li_f-li.csv", index=False)
-        plots.surface_3d(
+        fig = plots.surface_3d(
             grid,
             grid,
             z,
-            out / "surface_sfo-li_f-li.png",
             names=(a, b),
             dft=(dft[a], dft[b]),
             best=(best_e[a], best_e[b]),
         )
+        save_figure(fig, out / "surface_sfo-li_f-li.png")
     return {"history": hist, "converged_trial": conv, "best": best_table}
 
 
@@ -1061,6 +1064,7 @@ def verify_loop(
     """
     from seilab.campaign import load_dataset
     from seilab.plotting import ce as plots
+    from seilab.plotting.style import save_figure
 
     verified_study = open_study(
         out,
@@ -1140,7 +1144,7 @@ def verify_loop(
     if len(dft_sim):
         report["delta_vs_dft_pct"] = report["simulated_ce_pct"] - float(dft_sim.iloc[0])
     report.to_csv(out / "verification.csv", index=False)
-    plots.verification(report, out / "verification.png")
+    save_figure(plots.verification(report), out / "verification.png")
     return report
 
 

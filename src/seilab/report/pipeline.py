@@ -306,6 +306,7 @@ def summarise_dataset(campaign_dir: str | Path, out: str | Path) -> dict[str, An
 
     from seilab.campaign.store import load_dataset, read_manifest
     from seilab.plotting.report import ce_vs_cycle
+    from seilab.plotting.style import save_figure
 
     campaign_dir, out = Path(campaign_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -339,9 +340,7 @@ def summarise_dataset(campaign_dir: str | Path, out: str | Path) -> dict[str, An
     runs = runs.join(man.set_index("run_id")[keep], how="left")
     atomic_write_text(runs.to_csv(), out / "runs.csv")
 
-    tmp = out / f".tmp-{os.getpid()}-ce_vs_cycle.png"
-    ce_vs_cycle(data, tmp)
-    os.replace(tmp, out / "ce_vs_cycle.png")
+    save_figure(ce_vs_cycle(data), out / "ce_vs_cycle.png")
 
     finite = ce[np.isfinite(ce)]
     summary: dict[str, Any] = {
