@@ -292,3 +292,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+# ------------------------------------------------------------------------------ warnings
+@contextmanager
+def captured_warnings() -> Iterator[list[str]]:
+    """Collect the warnings raised in the block (one line each, without duplicates).
+
+    Dependencies warn about things the user cannot act on (a tiny sample clipped, a solver that
+    stopped early); the stages record them in their status instead of printing them.
+    """
+    import warnings
+
+    lines: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield lines
+        finally:
+            for w in caught:
+                line = f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
+                if line not in lines:
+                    lines.append(line)

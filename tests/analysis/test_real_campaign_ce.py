@@ -282,3 +282,4 @@ def test_bad_input_gives_one_clear_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err, err
     assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # a user error writes nothing

@@ -160,8 +160,8 @@ def test_report_copes_with_no_failures_and_missing_stages(
     finished_run: FinishedRun, tmp_path: Path
 ) -> None:
     """Re-analyse with a threshold nothing falls below, drop the BO stage: still a full report."""
-    from seilab.analysis.failure import run_failure_analysis
     from seilab.campaign import load_dataset
+    from seilab.stages.failure import run_failure_analysis
 
     folder = tmp_path / "copy"
     shutil.copytree(finished_run.folder, folder, ignore=shutil.ignore_patterns(".lock"))

@@ -194,7 +194,6 @@ def run_ce_analysis(
     s = settings or CESettings()
     models = resolve_models(s.models)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     timer = StepTimer(show=progress)
     files: list[Path] = []
 
@@ -214,6 +213,7 @@ def run_ce_analysis(
         yca = y.iloc[split.calib]
         overlap = set(g.iloc[split.train]) & set(g.iloc[split.test])
         assert not overlap, f"simulations in both train and test: {sorted(overlap)[:5]}"
+    out.mkdir(parents=True, exist_ok=True)  # only once the data are known to be usable
 
     fitted: dict[str, Any] = {}
     conformal: dict[str, ConformalRegressor] = {}

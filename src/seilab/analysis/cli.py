@@ -57,6 +57,8 @@ def analyze_ce_cmd(
     from seilab.analysis.dataset import resolve_groups
     from seilab.analysis.regressors import resolve_models
     from seilab.errors import AnalysisError
+    from seilab.io import captured_warnings
+    from seilab.stages.ce import record_ce_outputs
 
     if size not in ("full", "small"):
         raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")
@@ -75,7 +77,9 @@ def analyze_ce_cmd(
         shap_samples=shap_samples,
         shap_background=shap_background,
     )
-    res = run_ce_analysis(folder, out, settings, progress=not quiet)
+    with captured_warnings() as caught:  # recorded in summary.json, not printed
+        res = run_ce_analysis(folder, out, settings, progress=not quiet)
+    record_ce_outputs(out, settings.models, settings.groups, warnings=caught)
     cols = [
         "test_rmse",
         "test_mae",
@@ -139,31 +143,35 @@ def optimize_cmd(
         raise AnalysisError(f"--ranking {ranking}: file not found")
     from seilab.analysis.optimize import BOSettings, run_optimization
     from seilab.errors import AnalysisError
+    from seilab.io import captured_warnings
+    from seilab.stages.bo import record_bo_outputs
 
     if size not in ("full", "small"):
         raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")
     settings = BOSettings(trials=trials, seed=seed, n_startup_trials=startup, study_name=study_name)
-    res = run_optimization(
-        folder,
-        out,
-        params=params,
-        top_k=top_k,
-        ranking=ranking,
-        settings=settings,
-        surrogate_model=surrogate,
-        size=size,
-        n_jobs=jobs,
-        verify=verify,
-        replicates=replicates,
-        rounds=rounds,
-        simulator_options={
-            "base_model": sim_model,
-            "cycles": sim_cycles,
-            "workers": sim_workers,
-            "seed": seed,
-        },
-        progress=not quiet,
-    )
+    with captured_warnings() as caught:  # recorded in summary.json, not printed
+        res = run_optimization(
+            folder,
+            out,
+            params=params,
+            top_k=top_k,
+            ranking=ranking,
+            settings=settings,
+            surrogate_model=surrogate,
+            size=size,
+            n_jobs=jobs,
+            verify=verify,
+            replicates=replicates,
+            rounds=rounds,
+            simulator_options={
+                "base_model": sim_model,
+                "cycles": sim_cycles,
+                "workers": sim_workers,
+                "seed": seed,
+            },
+            progress=not quiet,
+        )
+    record_bo_outputs(res.out, warnings=caught)
     s = res.summary
     typer.echo(
         f"study {res.study_name!r} in {res.storage}: {s['trials']} trials, converged at trial {res.converged_trial}"

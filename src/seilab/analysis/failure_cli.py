@@ -67,8 +67,9 @@ def failure_cmd(
 
     check_inputs(folder, out)
     from seilab.analysis.dataset import load_campaign
-    from seilab.analysis.failure import EARLY_WARNING_N, run_failure_analysis
+    from seilab.analysis.failure import EARLY_WARNING_N
     from seilab.errors import AnalysisError
+    from seilab.stages.failure import run_failure_analysis
 
     if grouping not in ("run", "cycle"):
         raise AnalysisError(f"--grouping must be 'run' or 'cycle', not {grouping!r}")

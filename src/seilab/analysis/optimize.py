@@ -821,7 +821,6 @@ def run_optimization(
         sim_options.update({k: v for k, v in (simulator_options or {}).items() if v is not None})
         run_specs = campaign_runner(**sim_options)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     timer = StepTimer(show=progress)
     source = "in-memory data" if data is not None else str(folder)
     with timer.step("dataset"):
@@ -829,6 +828,7 @@ def run_optimization(
             if folder is None:
                 raise AnalysisError("no campaign folder given")
             data = load_campaign(folder)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data are known to be usable
     with timer.step(f"surrogate ({surrogate_model})"):
         surrogate = cached_surrogate(
             out / "surrogate.pkl",

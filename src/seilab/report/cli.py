@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from seilab.report.presets import DEFAULT_PRESET, PRESETS
+from seilab.stages.presets import DEFAULT_PRESET, PRESETS
 
 _PRESET_HELP = ", ".join(f"{p.name} ({p.short})" for p in PRESETS.values())
 
@@ -91,7 +91,7 @@ def run_cmd(
     check_writable_dir(out)
     from seilab.campaign.cli import _parse_sets
     from seilab.report.pipeline import RunOptions, run_pipeline
-    from seilab.report.presets import get_preset
+    from seilab.stages.presets import get_preset
 
     if jobs < 1:
         raise SeilabError(f"--jobs must be at least 1, got {jobs}")
