@@ -16,15 +16,6 @@ analyze_app = typer.Typer(
 )
 
 
-def check_inputs(folder: Path, out: Path) -> None:
-    """Before any work: ``folder`` is a campaign folder and ``out`` a writable folder."""
-    from seilab.campaign.store import check_campaign_folder
-    from seilab.io import check_writable_dir
-
-    check_campaign_folder(folder)
-    check_writable_dir(out)
-
-
 @analyze_app.command("ce")
 def analyze_ce_cmd(
     folder: Path = typer.Argument(..., help="Campaign folder (manifest.parquet + runs/*.parquet)."),
@@ -52,6 +43,8 @@ def analyze_ce_cmd(
     from seilab.errors import require_extra
 
     require_extra("ml", "seilab analyze ce")
+    from seilab.analysis.dataset import check_inputs
+
     check_inputs(folder, out)
     from seilab.analysis.ce import CESettings, parse_list, run_ce_analysis
     from seilab.analysis.dataset import resolve_groups
@@ -136,6 +129,8 @@ def optimize_cmd(
     from seilab.errors import require_extra
 
     require_extra("ml", "seilab optimize")
+    from seilab.analysis.dataset import check_inputs
+
     check_inputs(folder, out)
     if ranking is not None and not ranking.is_file():
         from seilab.errors import AnalysisError

@@ -77,6 +77,15 @@ class CEDataset:
         return h.hexdigest()[:16]
 
 
+def check_inputs(folder: str | Path, out: str | Path) -> None:
+    """Before any work: ``folder`` is a campaign folder and ``out`` a writable folder."""
+    from seilab.campaign.store import check_campaign_folder
+    from seilab.io import check_writable_dir
+
+    check_campaign_folder(folder)
+    check_writable_dir(out)
+
+
 def load_campaign(folder: str | Path) -> pd.DataFrame:
     """Load the per-cycle data of a campaign folder, with clear errors for bad folders.
 

@@ -63,7 +63,7 @@ def failure_cmd(
     from seilab.errors import require_extra
 
     require_extra("ml", "seilab analyze failure")
-    from seilab.analysis.cli import check_inputs
+    from seilab.analysis.dataset import check_inputs
 
     check_inputs(folder, out)
     from seilab.analysis.dataset import load_campaign

@@ -536,15 +536,6 @@ def run_campaign(
     )
 
 
-def __getattr__(name: str) -> Any:
-    # run_param_sets moved to seilab.campaign.batch (it imports this module).
-    if name == "run_param_sets":
-        from seilab.campaign.batch import run_param_sets
-
-        return run_param_sets
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "CampaignPlan",
     "CampaignResult",

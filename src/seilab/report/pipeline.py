@@ -113,6 +113,7 @@ class RunOptions:
             jobs=self.jobs,
             progress=progress,
             log=log,
+            dirs=STAGE_DIRS,
         )
 
     def campaign_identity(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +38,8 @@ class StageContext:
         Show progress bars and spinners.
     log
         Receives one line per event.
+    dirs
+        Stage name -> its folder (:data:`seilab.stages.registry.STAGE_DIRS`).
     """
 
     folder: Path
@@ -50,12 +52,11 @@ class StageContext:
     jobs: int = 2
     progress: bool = False
     log: Callable[[str], None] = print
+    dirs: Mapping[str, str] = field(default_factory=dict)
 
     def stage_dir(self, name: str) -> Path:
-        """Folder of a registered stage inside the run folder."""
-        from seilab.stages.registry import get_stage
-
-        return self.folder / get_stage(name).folder
+        """Folder of a stage inside the run folder (``dirs``, from the registry)."""
+        return self.folder / self.dirs.get(name, name)
 
     @contextmanager
     def spinner(self, text: str) -> Iterator[None]:
