@@ -47,20 +47,20 @@ def test_local_framework_rules_equal_a_global_pass_after_every_event():
     hc = np.zeros(200, dtype=np.int64)
     nmol = np.zeros(4, dtype=np.int64)
     dt = np.zeros(1)
-    K.maintenance(st, hc, True)
+    K.maintenance(st, hc, True, sim.rev_stamp, sim.rev_label)
     checked = 0
     for step in range(600):
         K.molecule_numbers(st, nmol)
         if step % 5 == 4:
-            res = K.reaction_step(st, (step // 50) % 2, nmol, hc, dt)
+            res = K.reaction_step(st, (step // 50) % 2, nmol, hc, dt, sim.rev_stamp, sim.rev_label)
             fired = res == K.R_FIRED
         else:
             fired = K.diffusion_step(st, nmol, sim.rev_stamp, sim.rev_label, hc)
         if not fired:
             continue
         twin = tuple(a.copy() for a in sim.dyn)
-        K.maintenance((twin, sim.comp.static), hc.copy(), True)  # the legacy global pass
-        K.maintenance(st, hc, False)  # the local pass
+        K.maintenance((twin, sim.comp.static), hc.copy(), True, sim.rev_stamp, sim.rev_label)
+        K.maintenance(st, hc, False, sim.rev_stamp, sim.rev_label)  # the local pass
         assert np.array_equal(twin[0], sim.dyn[0]), f"event {step}"
         checked += 1
     assert checked > 100
@@ -148,7 +148,7 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
     outcome; against the literal rules (metal placed, then removed) the lattice and the Li
     ledger counters must be the same after every event."""
     sim = Simulation(load_model("paper").with_box((4, 4, 16)), seed=3)
-    for _ in range(6):
+    for _ in range(3):  # some SEI, while the small box still has electrolyte
         for kind in ("charge", "discharge"):
             sim.run_half(kind)
     st = sim.st
@@ -172,7 +172,7 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
             planted += 1
         if planted == 6:
             break
-    K.maintenance(st, np.zeros(200, dtype=np.int64), False)
+    K.maintenance(st, np.zeros(200, dtype=np.int64), False, sim.rev_stamp, sim.rev_label)
     literal_static = list(sim.comp.static)
     literal_static[24] = literal_static[24].copy()
     literal_static[24][K.IP_WRAP_SHORTCUT] = 0
@@ -185,7 +185,10 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
     for step in range(400):
         K.molecule_numbers(st, nmol)
         if step % 5 == 4:
-            fired = K.reaction_step(st, (step // 50) % 2, nmol, hc, dt) == K.R_FIRED
+            fired = (
+                K.reaction_step(st, (step // 50) % 2, nmol, hc, dt, sim.rev_stamp, sim.rev_label)
+                == K.R_FIRED
+            )
         else:
             fired = K.diffusion_step(st, nmol, sim.rev_stamp, sim.rev_label, hc)
         if not fired:
@@ -200,8 +203,8 @@ def test_wrap_then_remove_shortcut_equals_the_literal_rules():
         exercised += int(flip.sum())
         twin = tuple(a.copy() for a in sim.dyn)
         hc_twin = hc.copy()
-        K.maintenance((twin, literal_static), hc_twin, False)
-        K.maintenance(st, hc, False)
+        K.maintenance((twin, literal_static), hc_twin, False, sim.rev_stamp, sim.rev_label)
+        K.maintenance(st, hc, False, sim.rev_stamp, sim.rev_label)
         assert np.array_equal(twin[0], sim.dyn[0]), f"event {step}"
         for c in (K.H_WRAP, K.H_REMOVED, K.H_FILLED):
             assert hc_twin[c] == hc[c], f"event {step}, counter {c}"
@@ -223,3 +226,120 @@ def test_a_stalled_half_ends_the_run_as_in_the_legacy_loop():
     df = going.to_pandas()  # the run goes on: both halves stall, so the cycle has no event
     assert going.end_reason == "exhausted" and len(df) == 1
     assert df["end_ch"].iloc[0] == "stalled" and df["end_dis"].iloc[0] == "stalled"
+
+
+def _sim_with_fill_candidate(overrides=None, seed=5):
+    """A small cell after some cycling, with a site that only flushed molecules can bury."""
+    sim = Simulation(load_model("paper", overrides).with_box((4, 4, 16)), seed=seed)
+    for kind in ("charge", "discharge") * 3:
+        sim.run_half(kind)
+        if sim.dyn[8][K.S_FILLM] > 0:
+            return sim
+    raise AssertionError("no back-fill candidate formed")
+
+
+def _electrolyte_of(sim, j):
+    occ, nbr, nn = sim.dyn[0], sim.comp.static[0], sim.comp.static[1]
+    sites = [j] if occ[j] == K.BACKGROUND else []
+    return sites + [int(x) for x in nbr[j, : nn[j]] if occ[x] == K.BACKGROUND]
+
+
+def test_flushed_molecules_bury_a_site_whose_electrolyte_neighbours_all_held_one():
+    """Legacy order (flushElectrolyte, wrap, updateLiMetal): a BC site with no SEI neighbour
+    whose electrolyte neighbours all hold a molecule is back-filled; one background neighbour
+    saves it; with the switch off molecules count as electrolyte and nothing is filled."""
+    sim = _sim_with_fill_candidate()
+    j = int(sim.dyn[6][K.S_FILLM, 0])
+    el = _electrolyte_of(sim, j)
+    assert 1 <= len(el) <= 4 and sim.dyn[0][j] in (K.EMPTY, K.BACKGROUND)
+    nmol = sim.molecule_numbers()
+    outcomes = []
+    for labels in ([0] * len(el), [0] * (len(el) - 1) + [-1]):
+        twin = tuple(a.copy() for a in sim.dyn)
+        st = (twin, sim.comp.static)
+        stamp, label = np.zeros_like(sim.rev_stamp), np.zeros_like(sim.rev_label)
+        mark = K.fresh_sample(st, nmol, -1)
+        stamp[el], label[el] = mark, labels
+        hc = np.zeros(200, dtype=np.int64)
+        K.maintenance(st, hc, False, stamp, label)
+        outcomes.append((int(twin[0][j]), int(hc[K.H_FILLED])))
+    assert outcomes[0][0] == K.METAL and outcomes[0][1] >= 1
+    assert outcomes[1][0] != K.METAL
+    # switch off: no site is ever a candidate, the kernels get a zero cap
+    sim_off = Simulation(
+        load_model("paper", {"rules.flush_molecules_before_framework": False}).with_box((4, 4, 16)),
+        seed=5,
+    )
+    assert sim_off.comp.static[24][K.IP_FILL_MOL_MAX] == 0
+    for kind in ("charge", "discharge") * 2:
+        sim_off.run_half(kind)
+        assert sim_off.dyn[8][K.S_FILLM] == 0
+
+
+def test_back_fill_through_molecules_follows_the_sampling_law():
+    """With unrevealed labels, a candidate needing k molecules is filled with probability
+    prod_i (M - i) / (G - i) (uniform assignment of M molecules to G electrolyte sites)."""
+    sim = _sim_with_fill_candidate()
+    occ, sarr, sn = sim.dyn[0], sim.dyn[6], sim.dyn[8]
+    j = min(
+        (int(s) for s in sarr[K.S_FILLM, : sn[K.S_FILLM]]),
+        key=lambda s: len(_electrolyte_of(sim, s)),
+    )
+    k = len(_electrolyte_of(sim, j))
+    nmol = sim.molecule_numbers()
+    M, G = int(nmol.sum()), int(sim.dyn[13][K.BACKGROUND])
+    # make molecules common enough for a sharp test: scale the counts
+    nmol = np.minimum(nmol * 12, G // 2)
+    M = int(nmol.sum())
+    p = np.prod([(M - i) / (G - i) for i in range(k)])
+    trials, hits = 3000, 0
+    for _ in range(trials):
+        twin = tuple(a.copy() for a in sim.dyn)
+        st = (twin, sim.comp.static)
+        K.fresh_sample(st, nmol, -1)
+        K.maintenance(
+            st,
+            np.zeros(200, dtype=np.int64),
+            False,
+            np.zeros_like(sim.rev_stamp),
+            np.zeros_like(sim.rev_label),
+        )
+        hits += twin[0][j] == K.METAL
+    from scipy import stats
+
+    assert stats.binomtest(hits, trials, p).pvalue > 1e-3, (hits, trials, p, k)
+    assert occ[j] != K.METAL  # the original state is untouched
+
+
+def test_a_fragment_reaction_keeps_or_consumes_its_parent():
+    """keep_parent = true (legacy): products appear and the SFO stays; false: one SFO goes."""
+    only_sfo = {
+        f"reactions.{n}.k0": 0.0 for n in ("plating", "plating_sei", "fsi", "sol", "sol2", "f5d")
+    }
+    only_sfo["reactions.sfo.k0"] = 1.0
+    deltas = {}
+    for keep in (True, False):
+        m = load_model("paper", {**only_sfo, "reactions.sfo.keep_parent": keep})
+        sim = Simulation(m.with_box((4, 4, 16)), seed=1)
+        st, sfo = sim.st, sim.comp.species.index("SFO")
+        free_oc = np.nonzero((sim.dyn[5] & K.F_PACKOC) != 0)[0][:3]
+        for j in free_oc:
+            K.set_site(st, int(j), sfo)
+        K.maintenance(st, np.zeros(200, dtype=np.int64), False, sim.rev_stamp, sim.rev_label)
+        nmol = sim.molecule_numbers()
+        hc = np.zeros(400, dtype=np.int64)
+        n_rx, n_ch = len(sim.comp.reactions), len(sim.comp.channels)
+        changes = []
+        for _ in range(40):
+            before = int(sim.dyn[13][sfo])
+            formed = int(hc[K.H_BASE + n_rx + n_ch + sfo])
+            res = K.reaction_step(st, 0, nmol, hc, np.zeros(1), sim.rev_stamp, sim.rev_label)
+            if res == K.R_NO_EVENTS:  # every SFO consumed
+                assert not keep and before == 0
+                break
+            assert res == K.R_FIRED
+            grown = int(hc[K.H_BASE + n_rx + n_ch + sfo]) - formed
+            changes.append(int(sim.dyn[13][sfo]) - before - grown)
+        deltas[keep] = set(changes)
+    assert deltas[True] == {0} and deltas[False] == {-1}
+    assert len(changes) >= 3

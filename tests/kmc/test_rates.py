@@ -11,7 +11,7 @@ from seilab.kmc import kernels as K
 from seilab.kmc.compile import compile_model
 from seilab.model import load_model
 
-KT = 8.617330337e-5 * 298.0
+KT = 8.617334181e-5 * 298.0  # the model files' kB (1.380649e-23 J/K x 6.24150974e18 eV/J)
 
 
 def _rate(comp, name):

@@ -61,3 +61,58 @@ def test_bad_files_name_file_and_key(tmp_path):
     bad.write_text(text.replace("k0 = 56.25", "k0 = -56.25"))
     with pytest.raises(ModelError, match=r"key 'reactions.stripping.k0'"):
         load_model(bad)
+
+
+def test_calibration_knobs_are_model_keys():
+    """The knobs a calibration turns are plain model keys, settable like any other."""
+    m = load_model(
+        "paper-legacy",
+        {
+            "protocol.scan_interval_s": 36000.0,
+            "physics.global_prefactor": 5.0,
+            "reactions.f5d.enabled": True,
+            "reactions.f5d.k0": 2e-5,
+            "reactions.sfo.keep_parent": False,
+            "reactions.f5d.keep_parent": False,
+            "rules.flush_molecules_before_framework": False,
+            "initial.anode_thickness_angstrom": 40.4,
+            "lattice.box": [10, 10, 45],
+        },
+    )
+    s = m.spec
+    rx = {r.name: r for r in s.reactions}
+    assert s.protocol.scan_interval_s == 36000.0 and s.physics.global_prefactor == 5.0
+    assert rx["f5d"].enabled and rx["f5d"].k0 == 2e-5
+    assert not rx["sfo"].keep_parent and not rx["f5d"].keep_parent
+    assert not s.rules.flush_molecules_before_framework
+    assert s.initial.anode_thickness_angstrom == 40.4 and s.lattice.box == (10, 10, 45)
+
+
+def test_legacy_deck_is_the_ports_deck():
+    s = load_model("paper-legacy").spec
+    rx = {r.name: r for r in s.reactions}
+    assert s.lattice.a_angstrom == 4.0 and s.initial.anode_thickness_angstrom == 20.2
+    assert s.lattice.box == (10, 10, 30) and s.pair_settings.window
+    assert not rx["f5d"].enabled and s.protocol.event_budget == 50
+    assert rx["plating"].k0 == rx["plating_sei"].k0 == rx["fsi"].k0 == 1e-4
+    for name in ("paper", "paper-legacy"):
+        spec = load_model(name).spec
+        assert spec.physics.k_boltzmann_ev_per_k == pytest.approx(1.380649e-23 * 6.24150974e18)
+        assert spec.rules.flush_molecules_before_framework  # the original's order by default
+        assert all(r.keep_parent for r in spec.reactions)  # the original keeps SFO parents
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"reactions.plating.keep_parent": False}, r"keep_parent = false is only for 'fragment'"),
+        ({"protocol.scan_interval_s": 0}, r"key 'protocol.scan_interval_s': .*greater than 0"),
+        ({"physics.global_prefactor": -1}, r"key 'physics.global_prefactor': .*greater than 0"),
+        ({"initial.anode_thickness_angstrom": 0}, r"key 'initial.anode_thickness_angstrom'"),
+        ({"lattice.box": [10, 10, 1]}, r"every box dimension must be >= 2 cubes"),
+        ({"rules.flush_molecules_before_framework": "maybe"}, r"flush_molecules_before_framework"),
+    ],
+)
+def test_bad_knob_values_give_one_clear_line(overrides, match):
+    with pytest.raises(ModelError, match=match):
+        load_model("paper-legacy").with_overrides(overrides)

@@ -11,6 +11,8 @@ from seilab.kmc import kernels as K
 from seilab.lattice import TYPE_CLASS, TYPE_NAMES, Lattice, lattice_from_model
 
 AVOGADRO = 6.02214076e23
+#: Back-fill through molecules: the most electrolyte sites that must all hold a molecule.
+FILL_MOL_MAX = 4
 
 
 @dataclass
@@ -164,6 +166,21 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     ip[K.IP_HOP_RX] = hop_rx
     ip[K.IP_MOL_INT_ANY] = int(np.any(INT[:nsplat, nsplat:] != 0))
     ip[K.IP_WRAP_SHORTCUT] = 1  # tests switch it off to check it against the literal rules
+    # legacy order: molecules flushed before the back-fill.  Sites that need more than
+    # FILL_MOL_MAX molecules at once are left out (probability < 0.027**5 = 1.4e-8 per event)
+    ip[K.IP_FILL_MOL_MAX] = (
+        FILL_MOL_MAX if (r.flush_molecules_before_framework and r.li_fill) else 0
+    )
+    consume = 0
+    for r_i, rx in enumerate(rx_all):
+        if rx.kind == "fragment" and not rx.keep_parent:
+            if r_i > 62:
+                raise ModelError(
+                    f"{model.source}: reactions.{rx.name}.keep_parent: at most 63 reactions "
+                    "before one that consumes its parent; allowed: true"
+                )
+            consume |= 1 << r_i
+    ip[K.IP_CONSUME_MASK] = consume
     fp = np.zeros(K.N_FP)
     fp[K.FP_KT] = kT
     fp[K.FP_DIFF_PREF] = phys.global_prefactor * spec.diffusion.sigma * spec.diffusion.k0
@@ -223,7 +240,7 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> tuple:
         np.zeros((n, nsp), dtype=np.int16),  # cnt
         np.zeros((n, K.N_C2), dtype=np.int16),  # c2
         np.zeros((n, nsel), dtype=np.int16),  # sel
-        np.zeros(n, dtype=np.int8),  # flags
+        np.zeros(n, dtype=np.int16),  # flags
         np.zeros((K.N_SETS, n), dtype=np.int32),  # sarr
         np.full((K.N_SETS, n), -1, dtype=np.int32),  # spos
         np.zeros(K.N_SETS, dtype=np.int64),  # sn
@@ -237,7 +254,9 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> tuple:
         np.zeros(4, dtype=np.int64),  # rule cursors
         np.zeros(n, dtype=np.int64),  # stamps
         np.zeros(1, dtype=np.int64),  # stamp counter
-        np.zeros(2, dtype=np.int64),  # misc: [ionised metal count, force full pass]
+        # misc: [ionised metal count, force full pass, then the last event's electrolyte
+        # sample: reveal stamp, unrevealed sites, skipped site, unrevealed molecules per type]
+        np.zeros(K.M_LEFT + nmol, dtype=np.int64),
         np.zeros(n, dtype=np.int64),  # stamps of the rate-refresh list
         np.zeros(n, dtype=np.int32),  # rate-refresh list: sites touched since the last flush
         np.array([1, 0], dtype=np.int64),  # rate-refresh [stamp, list length]

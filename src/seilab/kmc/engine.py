@@ -211,8 +211,21 @@ def build_table(
     spec = model.spec
     cols = _columns(comp, model)
     n_rx = len(comp.reactions)
+    kernel_index = {rx.name: r for r, rx in enumerate(comp.reactions)}
+    channel_index = {(comp.reactions[r].name, c): k for k, (r, c) in enumerate(comp.channels)}
     a = spec.lattice.a_angstrom
     data: dict[str, list] = {}
+    if not rows:  # no complete cycle: build one zero row for the column types, keep none
+        nsp = len(comp.species)
+        hc0 = np.zeros(K.H_BASE + n_rx + len(comp.channels) + nsp, dtype=np.int64)
+        hc0[K.H_END] = K.END_STALLED
+        layers0 = np.zeros((nsp + 1, spec.lattice.box[2]), dtype=np.int64)
+        z = [
+            HalfRecord(k, hc0, 0.0, layers0, np.zeros(6, dtype=np.int64), np.zeros(nsp, np.int64))
+            for k in ("charge", "discharge")
+        ]
+        table = build_table(sim, [(z[0], z[1])], metadata)
+        return table.slice(0, 0)
 
     def put(name, value):
         data.setdefault(name, []).append(value)
@@ -239,12 +252,16 @@ def build_table(
         put("q_ch_e", q_ch)
         put("q_dis_e", q_dis)
         put("ce_pct", 100.0 * q_dis / q_ch if q_ch > 0 else float("nan"))
-        for r, rx in enumerate(comp.reactions):
-            put(rx.column, int(hc[K.H_BASE + r]))
-        for k, (r, c) in enumerate(comp.channels):
-            rx = comp.reactions[r]
+        # every declared reaction keeps its columns (zeros when disabled), so the tables of
+        # one model family concatenate whatever reactions are switched off
+        for rx in spec.reactions:
+            r = kernel_index.get(rx.name)
+            put(rx.column, 0 if r is None else int(hc[K.H_BASE + r]))
+        for rx in spec.reactions:
             if len(rx.channels) > 1:
-                put(f"{rx.column}_ch{c}", int(hc[K.H_BASE + n_rx + k]))
+                for c in range(len(rx.channels)):
+                    k = channel_index.get((rx.name, c))
+                    put(f"{rx.column}_ch{c}", 0 if k is None else int(hc[K.H_BASE + n_rx + k]))
         put("n_diffusion", int(hc[K.H_DIFF]))
         base_formed = K.H_BASE + n_rx + len(comp.channels)
         for c, name in cols["frag"].items():
@@ -313,12 +330,10 @@ def build_table(
             arrays[name] = pa.array(vals, type=pa.int32())
         elif name.startswith("end_"):
             arrays[name] = pa.array(vals, type=pa.string())
-        elif vals and isinstance(vals[0], float):
+        elif isinstance(vals[0], float):
             arrays[name] = pa.array(vals, type=pa.float64())
         else:
             arrays[name] = pa.array(vals, type=pa.int64())
-    if not rows:  # an empty table still has the columns' names
-        arrays = {"cycle": pa.array([], type=pa.int32()), "ce_pct": pa.array([], type=pa.float64())}
     meta = {k: v for k, v in metadata.items() if not k.startswith("_")}
     table = pa.table(arrays)
     return table.replace_schema_metadata({schema.METADATA_KEY: json.dumps(meta).encode()})

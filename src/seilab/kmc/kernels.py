@@ -46,10 +46,10 @@ C_LI_NEAR, C_SEI_OC, C_SEI_BA, C_SEI_BASITE, C_ION, C_HD, C_DOC, C_DBA, C_BA_TOT
 N_C2 = 9
 
 # flag bits
-F_PLATE, F_PACKOC, F_PACKBA, F_HD, F_DOC, F_DBA, F_ACTIVE = 1, 2, 4, 8, 16, 32, 64
+F_PLATE, F_PACKOC, F_PACKBA, F_HD, F_DOC, F_DBA, F_ACTIVE, F_FILLM = 1, 2, 4, 8, 16, 32, 64, 128
 # indexable sets
-S_PLATE, S_PACKOC, S_PACKBA, S_ACTIVE = 0, 1, 2, 3
-N_SETS = 4
+S_PLATE, S_PACKOC, S_PACKBA, S_ACTIVE, S_FILLM = 0, 1, 2, 3, 4
+N_SETS = 5
 
 # integer parameters (ip)
 (
@@ -76,11 +76,18 @@ N_SETS = 4
     IP_HOP_RX,
     IP_MOL_INT_ANY,
     IP_WRAP_SHORTCUT,
-) = range(23)
-N_IP = 23
+    IP_FILL_MOL_MAX,
+    IP_CONSUME_MASK,
+) = range(25)
+N_IP = 25
 # float parameters (fp)
 FP_KT, FP_DIFF_PREF, FP_SCAN, FP_REJECT, FP_EL_MOLPERSITE = range(5)
 N_FP = 5
+
+# misc slots: ionised metal count, force a full pass, then the electrolyte sample of the last
+# event (its reveal stamp, unrevealed electrolyte sites, a site the back-fill skips, molecules
+# of each type not yet revealed)
+M_ION, M_FULL, M_MARK, M_POOL, M_SKIP, M_LEFT = 0, 1, 2, 3, 4, 5
 
 # a framework-rule outcome: metal placed by wrap and removed by updateLiMetal in the same pass
 WRAP_THEN_REMOVED = -1
@@ -423,9 +430,18 @@ def refresh_rates(st, lst, nlst):
 
 
 @njit(cache=True)
-def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, dmin):
-    """Eligibility flags of a site (plating site, product sites, hop and diffusion destinations)."""
+def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, dmin, fcap):
+    """Eligibility flags of a site (plating site, product sites, hop and diffusion destinations,
+    back-fill through molecules)."""
     f = 0
+    # a BC site the back-fill takes when the molecules are flushed first: no SEI neighbour, and
+    # 1..fcap electrolyte sites (its neighbours, and itself if electrolyte) that must all hold
+    # a molecule in the current sample (fcap = 0: the legacy order is off)
+    if fcap > 0 and (t == T_BCB or t == T_BCO) and sei_oc + sei_ba == 0:
+        if o == EMPTY and 1 <= nel <= fcap:
+            f |= F_FILLM
+        elif o == BACKGROUND and nel + 1 <= fcap:
+            f |= F_FILLM
     if o != EMPTY:
         return f
     if (t == T_BCB or t == T_BCO) and nel >= 1 and pmin <= nli <= pmax:
@@ -460,6 +476,7 @@ def _site_flags(j, o, t, cnt, c2, tclass, ip):
         ip[IP_HOP_BCB_MAX],
         ip[IP_HOP_BCO_MIN],
         ip[IP_DEST_MIN],
+        ip[IP_FILL_MOL_MAX],
     )
 
 
@@ -558,6 +575,7 @@ def set_site(st, i, new):
     # charge and flags of i and its neighbours (the new occupant starts with charge 0)
     pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
     hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
+    fcap = ip[IP_FILL_MOL_MAX]
     wc = wctr[0]
     nw = wctr[1]
     for q in range(nn[i] + 1):
@@ -610,6 +628,7 @@ def set_site(st, i, new):
             hbcb,
             hbco,
             dmin,
+            fcap,
         )
         fo = flags[j] & ~F_ACTIVE
         if f != fo:
@@ -622,6 +641,11 @@ def set_site(st, i, new):
                         set_add(sarr, spos, sn, s, j)
                     else:
                         set_remove(sarr, spos, sn, s, j)
+            if diff & F_FILLM:
+                if f & F_FILLM:
+                    set_add(sarr, spos, sn, S_FILLM, j)
+                else:
+                    set_remove(sarr, spos, sn, S_FILLM, j)
             if diff & (F_HD | F_DOC | F_DBA):
                 dh = 0 if not (diff & F_HD) else (1 if f & F_HD else -1)
                 do = 0 if not (diff & F_DOC) else (1 if f & F_DOC else -1)
@@ -783,10 +807,96 @@ def _rule_changes(
 
 
 @njit(cache=True)
-def maintenance(st, hc, full):
-    """Apply wrap, updateLiMetal and updateEther where their inputs changed (or everywhere)."""
+def fresh_sample(st, nmol, skip):
+    """Start a new, unrevealed electrolyte sample (nmol molecules of each type); return its stamp.
+
+    ``skip`` is a site the back-fill through molecules leaves alone (-1: none).
+    """
+    misc, gcount, ip = st[0][19], st[0][13], st[1][24]
+    mark = _next_stamp(st)
+    misc[M_MARK] = mark
+    misc[M_POOL] = gcount[BACKGROUND]
+    misc[M_SKIP] = skip
+    for m in range(ip[IP_NMOL]):
+        misc[M_LEFT + m] = nmol[m]
+    return mark
+
+
+@njit(cache=True)
+def _label(x, misc, nm, rev_stamp, rev_label):
+    """Molecule type at electrolyte site x in the sample of the last event (-1: background).
+
+    Unrevealed sites are revealed by sequential sampling without replacement from the
+    molecules the sample has not placed yet (the law of a full re-sampling).
+    """
+    mark = misc[M_MARK]
+    if rev_stamp[x] == mark:
+        return rev_label[x]
+    lab = -1
+    pool = misc[M_POOL]
+    if pool > 0:
+        u = np.random.random() * pool
+        acc = 0.0
+        for m in range(nm):
+            acc += misc[M_LEFT + m]
+            if u < acc:
+                lab = m
+                break
+        if lab >= 0:
+            misc[M_LEFT + lab] -= 1
+        misc[M_POOL] = pool - 1
+    rev_stamp[x] = mark
+    rev_label[x] = lab
+    return lab
+
+
+@njit(cache=True)
+def _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label):
+    """Back-fill decisions of the legacy order (molecules flushed before updateLiMetal).
+
+    A BC site of the S_FILLM set (no SEI neighbour, empty or electrolyte) is buried once the
+    molecules are removed when every electrolyte site among its neighbours (and itself) holds
+    a molecule in the sample of the event just fired.  Labels are revealed lazily and kept,
+    so sites sharing a neighbour see the same sample.
+    """
     d, tt = st[0], st[1]
-    occ, cnt, c2 = d[0], d[2], d[3]
+    occ, sarr, sn, misc = d[0], d[6], d[8], d[19]
+    nbr, nn, ip = tt[0], tt[1], tt[24]
+    nm = ip[IP_NMOL]
+    if misc[M_MARK] == 0:  # no event yet: a fresh sample
+        nmol = np.zeros(max(nm, 1), dtype=np.int64)
+        molecule_numbers(st, nmol)
+        fresh_sample(st, nmol, -1)
+    skip = misc[M_SKIP]
+    for e in range(sn[S_FILLM]):
+        j = sarr[S_FILLM, e]
+        if j == skip:
+            continue
+        ok = True
+        if occ[j] == BACKGROUND and _label(j, misc, nm, rev_stamp, rev_label) < 0:
+            ok = False
+        if ok:
+            for k in range(nn[j]):
+                x = nbr[j, k]
+                if occ[x] == BACKGROUND and _label(x, misc, nm, rev_stamp, rev_label) < 0:
+                    ok = False
+                    break
+        if ok:
+            out_site[m] = j
+            out_sp[m] = METAL
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def maintenance(st, hc, full, rev_stamp, rev_label):
+    """Apply wrap, updateLiMetal and updateEther where their inputs changed (or everywhere).
+
+    ``rev_stamp``/``rev_label`` hold the revealed molecule labels of the last event's
+    electrolyte sample, read by the back-fill when molecules are flushed first.
+    """
+    d, tt = st[0], st[1]
+    occ, cnt, c2, sn = d[0], d[2], d[3], d[8]
     log, logn, cur, stamp, misc = d[14], d[15], d[16], d[17], d[19]
     nbr, nn, stype, tclass, role, ip = tt[0], tt[1], tt[2], tt[3], tt[6], tt[24]
     N = occ.size
@@ -796,6 +906,8 @@ def maintenance(st, hc, full):
     enabled = (ip[IP_WRAP] != 0, ip[IP_LI_REMOVE] != 0, ip[IP_LI_FILL] != 0, True)
     counter = (H_WRAP, H_REMOVED, H_FILLED, -1)
     for stage in range(4):
+        # the back-fill through molecules depends on the sample, so it runs after every event
+        extra = sn[S_FILLM] if (stage == 2 and ip[IP_FILL_MOL_MAX] > 0) else 0
         if every:
             cand = np.empty(0, dtype=np.int32)
             nc = N
@@ -804,21 +916,53 @@ def maintenance(st, hc, full):
             hi = logn[0]
             cur[stage] = hi
             if hi == lo:
-                continue
-            # one log entry reaches at most 1 + 34 sites, plus BCB sites next to the
-            # OC-type fragments around a BA site
-            cand = np.empty((hi - lo) * 96 + 96, dtype=np.int32)
-            nc = _candidates(
-                lo, hi, cand, stage, _next_stamp(st), occ, stamp, log, nbr, nn, stype, tclass, role
-            )
-        if not enabled[stage] or nc == 0:
+                cand = np.empty(0, dtype=np.int32)
+                nc = 0
+            else:
+                # one log entry reaches at most 1 + 34 sites, plus BCB sites next to the
+                # OC-type fragments around a BA site
+                cand = np.empty((hi - lo) * 96 + 96, dtype=np.int32)
+                nc = _candidates(
+                    lo,
+                    hi,
+                    cand,
+                    stage,
+                    _next_stamp(st),
+                    occ,
+                    stamp,
+                    log,
+                    nbr,
+                    nn,
+                    stype,
+                    tclass,
+                    role,
+                )
+        if not enabled[stage] or (nc == 0 and extra == 0):
             continue
-        cap = nc if every else cand.size
+        cap = (nc if every else cand.size) + extra
         out_site = np.empty(cap, dtype=np.int64)
         out_sp = np.empty(cap, dtype=np.int64)
-        m = _rule_changes(
-            stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip
-        )
+        m = 0
+        if nc > 0:
+            m = _rule_changes(
+                stage,
+                cand,
+                nc,
+                every,
+                out_site,
+                out_sp,
+                occ,
+                cnt,
+                c2,
+                nbr,
+                nn,
+                stype,
+                tclass,
+                role,
+                ip,
+            )
+        if extra > 0:
+            m = _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label)
         for e in range(m):
             j = out_site[e]
             if out_sp[e] != WRAP_THEN_REMOVED:
@@ -940,6 +1084,11 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     nm = ip[IP_NMOL]
     kT = fp[FP_KT]
     chosen = -1
+    mark = 0
+    pool = gcount[BACKGROUND]
+    left = np.empty(nm, dtype=np.int64)
+    for m in range(nm):
+        left[m] = nmol[m]
     if ip[IP_MOL_INT_ANY] == 0:
         chosen = tree_pick(tdiff, size)
     else:
@@ -949,10 +1098,6 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
         # rejected leaf is replaced by its exact weight.  Proposals always dominate the exact
         # weights, so the pick follows exact weights; the loop ends within n_fragments steps.
         mark = _next_stamp(st)
-        pool = gcount[BACKGROUND]
-        left = np.empty(nm, dtype=np.int64)
-        for m in range(nm):
-            left[m] = nmol[m]
         nmod = 0
         modified = np.empty(64, dtype=np.int64)
         basew = np.empty(64)
@@ -1029,10 +1174,35 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
                 dest = j
                 break
             pick -= 1
+    if ip[IP_FILL_MOL_MAX] > 0:  # the back-fill reads this draw's sample
+        if mark == 0:
+            fresh_sample(st, nmol, -1)
+        else:
+            misc[M_MARK] = mark
+            misc[M_POOL] = pool
+            misc[M_SKIP] = -1
+            for m in range(nm):
+                misc[M_LEFT + m] = left[m]
     set_site(st, i, EMPTY)
     set_site(st, dest, x)
     hc[H_DIFF] += 1
     return True
+
+
+@njit(cache=True)
+def _consume_one(st, sp):
+    """Remove one uniformly chosen site holding species sp (a fragment reaction's parent)."""
+    occ, gcount = st[0][0], st[0][13]
+    n = gcount[sp]
+    if n <= 0:
+        return
+    k = np.random.randint(0, n)
+    for j in range(occ.size):
+        if occ[j] == sp:
+            if k == 0:
+                set_site(st, j, EMPTY)
+                return
+            k -= 1
 
 
 @njit(cache=True)
@@ -1090,8 +1260,12 @@ def _fire_channels(st, r, hc):
 
 
 @njit(cache=True)
-def reaction_step(st, half, nmol, hc, dt_out):
-    """One BKL reaction draw of the given half (0 charge, 1 discharge)."""
+def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
+    """One BKL reaction draw of the given half (0 charge, 1 discharge).
+
+    When the back-fill follows the legacy order, a fired draw leaves its electrolyte sample
+    (labels of the active sites, counts of the rest) for :func:`maintenance`.
+    """
     (
         occ,
         chg,
@@ -1157,6 +1331,10 @@ def reaction_step(st, half, nmol, hc, dt_out):
         if dt > limit:
             return R_REJECTED
         i = tree_pick(tdis, size)
+        if ip[IP_FILL_MOL_MAX] > 0:
+            # the legacy candidate needed a background neighbour in this sample, so the site
+            # it leaves is never buried by the flush
+            fresh_sample(st, nmol, i)
         rs = metal_rate(st, i, ip[IP_STRIP_RX]) if ip[IP_STRIP_RX] >= 0 else 0.0
         rh = 0.0
         if ip[IP_HOP_RX] >= 0:
@@ -1222,6 +1400,24 @@ def reaction_step(st, half, nmol, hc, dt_out):
     if dt > limit:
         return R_REJECTED
     dt_out[0] = dt
+    if ip[IP_FILL_MOL_MAX] > 0:  # keep this draw's sample for the back-fill
+        mark = _next_stamp(st)
+        e = 0
+        for m in range(nm):
+            for _q in range(kmol[m]):
+                j = sarr[S_ACTIVE, e]
+                rev_stamp[j] = mark
+                rev_label[j] = m
+                e += 1
+        for e2 in range(k_tot, na):
+            j = sarr[S_ACTIVE, e2]
+            rev_stamp[j] = mark
+            rev_label[j] = -1
+        misc[M_MARK] = mark
+        misc[M_POOL] = gcount[BACKGROUND] - na
+        misc[M_SKIP] = -1
+        for m in range(nm):
+            misc[M_LEFT + m] = nmol[m] - kmol[m]
     u = np.random.random() * W
     # fragment reactions first
     for r in range(n_rx):
@@ -1229,6 +1425,8 @@ def reaction_step(st, half, nmol, hc, dt_out):
             v = rx_rate[r] * gcount[rx_reactant[r]]
             if u < v:
                 hc[H_BASE + r] += 1
+                if (ip[IP_CONSUME_MASK] >> r) & 1:
+                    _consume_one(st, rx_reactant[r])
                 _fire_channels(st, r, hc)
                 return R_FIRED
             u -= v
@@ -1313,7 +1511,7 @@ def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
                 molecule_numbers(st, nmol)
                 if diffusion_step(st, nmol, rev_stamp, rev_label, hc):
                     fired = True
-                    maintenance(st, hc, False)
+                    maintenance(st, hc, False, rev_stamp, rev_label)
                 else:
                     failed += 1
                     hc[H_FAILED] += 1
@@ -1323,14 +1521,14 @@ def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
                     np.random.randint(1, ip[IP_MAX_TO_STOP] + 1) if ip[IP_MAX_TO_STOP] > 0 else 0
                 )
                 molecule_numbers(st, nmol)
-                res = reaction_step(st, half, nmol, hc, dt)
+                res = reaction_step(st, half, nmol, hc, dt, rev_stamp, rev_label)
                 if res == R_FIRED:
                     fired = True
                     t += dt[0]
                     nev += 1
                     failed = 0
                     rejected = 0
-                    maintenance(st, hc, False)
+                    maintenance(st, hc, False, rev_stamp, rev_label)
                 elif res == R_NO_EVENTS:
                     end = END_NO_EVENTS
                     stop_half = True
@@ -1476,6 +1674,8 @@ def init_state(st):
             set_add(sarr, spos, sn, S_PACKOC, j)
         if f & F_PACKBA:
             set_add(sarr, spos, sn, S_PACKBA, j)
+        if f & F_FILLM:
+            set_add(sarr, spos, sn, S_FILLM, j)
     for j in range(N):
         f = flags[j]
         if f & (F_HD | F_DOC | F_DBA):

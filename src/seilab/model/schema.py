@@ -126,6 +126,9 @@ class Rules(_Strict):
     pack_min_li: Annotated[int, Field(ge=0)]
     hop_bcb_max_li: Annotated[int, Field(ge=0)]
     hop_bco_min_li: Annotated[int, Field(ge=0)]
+    # legacy order (spec 6.1): SOL/FSI are flushed before wrap/updateLiMetal, so the back-fill
+    # sees a site whose only electrolyte neighbours held molecules as buried
+    flush_molecules_before_framework: bool = True
 
 
 class Count(_Strict):
@@ -148,6 +151,8 @@ class Reaction(_Strict):
     reactant: str
     count: Count | None = None
     enabled: bool = True
+    # fragment reactions: the reacting fragment stays (legacy, spec 4.2) or is consumed
+    keep_parent: bool = True
     k0: NonNegFloat
     ea: NonNegFloat | Literal["bonds"]
     alpha: float
@@ -167,6 +172,11 @@ class Reaction(_Strict):
                 raise ValueError("channel weights must not all be 0")
             if self.ea == "bonds":
                 raise ValueError("ea = 'bonds' is only for 'strip' and 'hop' reactions")
+        if not self.keep_parent and self.kind != "fragment":
+            raise ValueError(
+                f"keep_parent = false is only for 'fragment' reactions ({self.name!r} is a "
+                f"{self.kind!r} reaction; allowed: true)"
+            )
         return self
 
 
