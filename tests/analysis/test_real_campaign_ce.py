@@ -24,11 +24,12 @@ from typer.testing import CliRunner
 from seilab import schema
 from seilab.analysis.dataset import build_ce_dataset, train_calib_test_split
 from seilab.analysis.explain import additivity_error, explain_model, explain_tree, sample_rows
-from seilab.analysis.optimize import campaign_simulator_options, storage_url
+from seilab.analysis.optimize import storage_url
 from seilab.analysis.regressors import MODEL_NAMES, make_regressor, regression_metrics
 from seilab.campaign import load_dataset, read_manifest
 from seilab.cli import app
 from seilab.errors import AnalysisError
+from seilab.stages.bo_verify import campaign_simulator_options
 
 runner = CliRunner()
 

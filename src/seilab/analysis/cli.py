@@ -46,12 +46,11 @@ def analyze_ce_cmd(
     from seilab.analysis.dataset import check_inputs
 
     check_inputs(folder, out)
-    from seilab.analysis.ce import CESettings, parse_list, run_ce_analysis
+    from seilab.analysis.ce import CESettings, parse_list
     from seilab.analysis.dataset import resolve_groups
     from seilab.analysis.regressors import resolve_models
     from seilab.errors import AnalysisError
-    from seilab.io import captured_warnings
-    from seilab.stages.ce import record_ce_outputs
+    from seilab.stages.ce import run_ce_analysis
 
     if size not in ("full", "small"):
         raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")
@@ -70,9 +69,7 @@ def analyze_ce_cmd(
         shap_samples=shap_samples,
         shap_background=shap_background,
     )
-    with captured_warnings() as caught:  # recorded in summary.json, not printed
-        res = run_ce_analysis(folder, out, settings, progress=not quiet)
-    record_ce_outputs(out, settings.models, settings.groups, warnings=caught)
+    res = run_ce_analysis(folder, out, settings, progress=not quiet)  # warnings -> summary.json
     cols = [
         "test_rmse",
         "test_mae",
@@ -136,10 +133,11 @@ def optimize_cmd(
         from seilab.errors import AnalysisError
 
         raise AnalysisError(f"--ranking {ranking}: file not found")
-    from seilab.analysis.optimize import BOSettings, run_optimization
+    from seilab.analysis.optimize import BOSettings
     from seilab.errors import AnalysisError
     from seilab.io import captured_warnings
     from seilab.stages.bo import record_bo_outputs
+    from seilab.stages.bo_run import run_optimization
 
     if size not in ("full", "small"):
         raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")

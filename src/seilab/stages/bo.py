@@ -92,7 +92,8 @@ class BOStage(Stage):
         }
 
     def run(self, ctx: StageContext, out: Path) -> dict[str, Any]:
-        from seilab.analysis.optimize import BOSettings, run_optimization
+        from seilab.analysis.optimize import BOSettings
+        from seilab.stages.bo_run import run_optimization
         from seilab.stages.ce import SHAP_RANKING
 
         p = ctx.preset

@@ -60,24 +60,106 @@ def ce_outputs(models: Iterable[str], groups: Iterable[str]) -> tuple[str, ...]:
     )
 
 
-def record_ce_outputs(
-    out: Path, models: Iterable[str], groups: Iterable[str], warnings: list[str] | None = None
-) -> dict[str, Any]:
-    """Rewrite ``summary.json`` of a finished CE analysis with ``outputs`` and ``skipped``."""
-    import json
+def write_ce_outputs(res: Any, out: str | Path, *, figures: bool = True) -> dict[str, Any]:
+    """Write the tables, figures and summary of a :class:`~seilab.analysis.ce.CEResult`.
 
-    w = OutputWriter(out, ce_outputs(models, groups))
-    summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
-    for name in w.declared:
-        if name != SUMMARY and (out / name).is_file():
-            w.mark(name)
-    if not summary.get("shap", {}).get("explainers"):
-        for name in w.declared:
-            if name.startswith("shap_"):
-                w.skip(name, "no regressor explained with SHAP")
-    if warnings is not None:
-        summary["warnings"] = warnings
-    return w.finish(SUMMARY, summary)
+    Returns
+    -------
+    dict
+        The summary written to ``out/summary.json`` (with ``outputs`` and ``skipped``).
+    """
+    import numpy as np
+
+    from seilab.analysis.ce import GROUP_TITLES
+    from seilab.plotting import ce as plots
+    from seilab.plotting.shap import beeswarm
+    from seilab.schema import REGRESSOR_TITLES
+
+    settings = res.summary.get("settings", {})
+    groups = tuple(settings.get("groups", SHAP_GROUPS))
+    w = OutputWriter(Path(out), ce_outputs(res.metrics.index, groups))
+    w.csv(METRICS, res.metrics.reset_index())
+    w.parquet(METRICS_PARQUET, res.metrics.reset_index())
+    w.parquet(PREDICTIONS, res.predictions)
+    if figures:
+        w.figure(PARITY, plots.parity_grid(res.panels, res.metrics, titles=REGRESSOR_TITLES))
+    for name, vals in res.shap_values.items():
+        w.parquet(shap_values_file(name), vals)
+    if len(res.ranking):
+        w.csv(SHAP_RANKING, res.ranking)
+        w.parquet(SHAP_RANKING_PARQUET, res.ranking)
+        if figures:
+            w.figure(SHAP_RANKING_PLOT, plots.ranking_bars(res.ranking))
+            rows = res.explained_rows
+            for name, expl in res.explanations.items():
+                for grp in groups:
+                    cols = list(res.dataset.feature_groups[grp])
+                    idx = [list(rows.columns).index(c) for c in cols]
+                    title = GROUP_TITLES.get(grp, grp)
+                    fig = beeswarm(
+                        np.asarray(expl.values)[:, idx],
+                        rows[cols].to_numpy(),
+                        cols,
+                        title=f"SHAP, {REGRESSOR_TITLES[name]}: {title}",
+                        xlabel="SHAP value (impact on predicted CE, percentage points)",
+                    )
+                    w.figure(shap_beeswarm_file(name, grp), fig)
+    else:
+        for n in w.declared:
+            if n.startswith("shap_") and not n.startswith("shap_ranking_stability"):
+                w.skip(n, "no regressor explained with SHAP")
+    stability = getattr(res, "stability", None)
+    if stability is not None and len(stability):
+        w.csv(SHAP_RANKING_STABILITY, stability)
+        w.parquet(SHAP_RANKING_STABILITY_PARQUET, stability)
+    else:
+        for n in (SHAP_RANKING_STABILITY, SHAP_RANKING_STABILITY_PARQUET):
+            w.skip(n, "ranking stability not computed (stability_models empty)")
+    if not figures:
+        for n in w.declared:
+            if n.endswith(".png"):
+                w.skip(n, "figures not requested")
+    summary = w.finish(SUMMARY, res.summary)
+    res.out = Path(out)
+    res.files = [Path(out) / n for n in (*w.written,)]
+    return summary
+
+
+def run_ce_analysis(
+    folder: str | Path | None,
+    out: str | Path,
+    settings: Any = None,
+    *,
+    data: Any = None,
+    progress: bool = True,
+) -> Any:
+    """Analyse a campaign folder (or a data set in memory) and write every output to ``out``.
+
+    The CE stage of ``seilab run`` and ``seilab analyze ce``: :func:`seilab.analysis.ce.analyse_ce`
+    then :func:`write_ce_outputs`; warnings of the libraries go to the summary.
+
+    Returns
+    -------
+    seilab.analysis.ce.CEResult
+        With ``out`` and ``files`` (the files written) set.
+    """
+    from seilab.analysis.ce import analyse_ce
+    from seilab.analysis.dataset import load_campaign
+    from seilab.errors import AnalysisError
+    from seilab.io import captured_warnings
+
+    if data is None:
+        if folder is None:
+            raise AnalysisError("no campaign folder given")
+        data = load_campaign(folder)
+        source = str(folder)
+    else:
+        source = "in-memory data"
+    with captured_warnings() as caught:
+        res = analyse_ce(data, settings, source=source, progress=progress)
+    res.summary["warnings"] = caught
+    write_ce_outputs(res, out)
+    return res
 
 
 class CEStage(Stage):
@@ -114,10 +196,6 @@ class CEStage(Stage):
         return ce_outputs(settings.get("models", MODEL_NAMES), settings.get("groups", SHAP_GROUPS))
 
     def run(self, ctx: StageContext, out: Path) -> dict[str, Any]:
-        from seilab.analysis.ce import run_ce_analysis
-
-        s = self.recipe(ctx)
-        res = run_ce_analysis(ctx.campaign, out, s, progress=ctx.progress)
-        record_ce_outputs(out, s.models, s.groups)
+        res = run_ce_analysis(ctx.campaign, out, self.recipe(ctx), progress=ctx.progress)
         best = res.metrics["test_rmse"].idxmin()
         return {"note": f"best test RMSE: {best} ({res.metrics.loc[best, 'test_rmse']:.3g} %)"}
