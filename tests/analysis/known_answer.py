@@ -77,3 +77,41 @@ def simulator(specs: list[dict[str, float]], replicates: int, out_dir: Path) -> 
             "ce_mean_pct": means.loc[man["run_id"]].to_numpy(),
         }
     )
+
+
+# ---------------------------------------------------------------------- three drivers, 16 inert
+#: The three pairs the CE of :func:`three_pair_ce` depends on; the other 16 have no effect.
+DRIVERS = ("SFO-Li", "F-Li", "O-Li")
+#: Noise of :func:`three_pair_ce` (percentage points): per cycle and per simulation.
+ROW_NOISE_PCT, RUN_NOISE_PCT = 0.5, 0.5
+#: Best achievable RMSE of any per-cycle predictor from the pair energies and the cycle.
+NOISE_FLOOR_PCT = float(np.hypot(ROW_NOISE_PCT, RUN_NOISE_PCT))
+
+
+def three_pair_mean(e: Mapping[str, float]) -> float:
+    """Noise-free CE (%): 99.5 - 12 (SFO-Li - 0.6)^2 - 6 (F-Li - 1.0)^2 - 3 O-Li."""
+    return 99.5 - 12.0 * (e["SFO-Li"] - 0.6) ** 2 - 6.0 * (e["F-Li"] - 1.0) ** 2 - 3.0 * e["O-Li"]
+
+
+def three_pair_ce(
+    e: Mapping[str, float], cycles: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """:func:`three_pair_mean` plus a per-simulation offset and per-cycle noise, capped at 100 %.
+
+    The per-simulation offset is what a model memorises when it validates on cycles of its own
+    training simulations: it is tied to the simulation, so to its (inert) pair energies too.
+    """
+    offset = rng.normal(0.0, RUN_NOISE_PCT)
+    return np.minimum(
+        100.0, three_pair_mean(e) + offset + rng.normal(0.0, ROW_NOISE_PCT, size=len(cycles))
+    )
+
+
+def write_three_pair(folder: Path, *, n_runs: int = 120, n_cycles: int = 6, seed: int = 0) -> Path:
+    """Random design on the 0.1 eV grid (all 19 pairs), CE from :func:`three_pair_ce`."""
+    rng = np.random.default_rng(10_000 + seed)
+    energies = [{p: float(rng.choice(ENERGY_GRID)) for p in schema.PAIRS} for _ in range(n_runs)]
+    write_synthetic_campaign(
+        folder, n_cycles=n_cycles, seed=seed, ce_fn=three_pair_ce, energies=energies, nz=4
+    )
+    return folder

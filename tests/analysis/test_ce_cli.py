@@ -36,6 +36,14 @@ def test_analyze_ce_end_to_end(synthetic_campaign, tmp_path):
         for m in ("rmse", "mse", "mae", "r2"):
             assert np.isfinite(metrics[f"{split}_{m}"]).all()
     assert metrics["test_coverage"].between(0, 1).all()
+    assert (metrics["test_coverage_ci95_low"] <= metrics["test_coverage"]).all()
+    assert (metrics["test_coverage"] <= metrics["test_coverage_ci95_high"]).all()
+    # the stability ranking (XGBoost, 5 refits with shadow features) is written with the rest
+    stab = pd.read_csv(out / "shap_ranking_stability.csv")
+    assert set(stab["model"]) == {"xgboost"} and (stab["repeats"] == 5).all()
+    assert {"mean_abs_shap_std", "rank_q25", "rank_q75", "beats_null_frac", "selected"} <= set(
+        stab.columns
+    )
     pd.testing.assert_frame_equal(
         pd.read_parquet(out / "metrics.parquet").set_index("model"), metrics, check_dtype=False
     )

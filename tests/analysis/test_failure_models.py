@@ -249,3 +249,25 @@ def test_every_run_fails_skips_comparisons_with_messages(tmp_path: Path) -> None
     assert "every run fails" in msgs and "non-failure group is empty" in msgs
     assert "early warning at N = 3" in msgs
     assert (tmp_path / "out" / "failure_cycle_boxplot.png").is_file()
+
+
+def test_headline_tells_the_two_medians_apart(tmp_path) -> None:
+    """Issue 14: the failure cycle of failing runs and the KM median are labelled apart."""
+    from seilab.analysis.failure_cli import _headline
+
+    summary = {
+        "n_failed": 3,
+        "n_runs": 10,
+        "threshold_pct": 70.0,
+        "fraction_failing": 0.3,
+        "failure_cycle": {"median": 12.0, "q1": 10.0, "q3": 14.0, "iqr": 4.0},
+        "km_median_cycle": None,
+        "outputs": [],
+    }
+    text = _headline(summary, tmp_path)
+    assert "failure cycle of the 3 failing runs: median 12" in text
+    assert "Kaplan-Meier median failure-free cycle of all runs: not reached" in text
+    summary["km_median_cycle"] = 30.0
+    assert "of all 10 runs (non-failing runs censored at their last cycle): 30" in _headline(
+        summary, tmp_path
+    )

@@ -39,7 +39,13 @@ from seilab.analysis.regressors import (
     regression_metrics,
     resolve_models,
 )
-from seilab.analysis.uncertainty import ConformalRegressor, interval_coverage
+from seilab.analysis.uncertainty import (
+    ConformalRegressor,
+    conformal_quantile,
+    coverage_ci,
+    exchangeability_pvalue,
+    group_conformal_quantile,
+)
 from seilab.io import versions
 
 
@@ -73,6 +79,15 @@ class CESettings:
         Training rows of the SHAP background sample.
     shap_permutations
         Antithetic permutations per row for the model-agnostic explainer.
+    stability_models
+        Models whose mean |SHAP| ranking is repeated with shadow features
+        (:func:`seilab.analysis.explain.stable_ranking`); empty: none.
+    stability_repeats
+        Refits per model (each on ``stability_subsample`` of the training simulations).
+    stability_subsample
+        Fraction of the training simulations per refit.
+    stability_quorum
+        Fraction of the refits in which a feature must beat every shadow to be ``selected``.
     """
 
     groups: tuple[str, ...] = ("events", "mobility", "pairs")
@@ -87,6 +102,10 @@ class CESettings:
     shap_samples: int = 200
     shap_background: int = 50
     shap_permutations: int = 1
+    stability_models: tuple[str, ...] = ("xgboost",)
+    stability_repeats: int = 5
+    stability_subsample: float = 0.8
+    stability_quorum: float = 0.8
 
 
 @dataclass
@@ -137,6 +156,7 @@ class CEResult:
     timings: dict[str, float] = field(default_factory=dict)
     out: Path | None = None
     files: list[Path] = field(default_factory=list)
+    stability: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class StepTimer:
@@ -169,10 +189,11 @@ class StepTimer:
 
 
 def fit_regressor(name: str, est: Any, X: pd.DataFrame, y: pd.Series, groups: pd.Series) -> Any:
-    """Fit one regressor; the dense NN draws its early-stopping validation set by simulation."""
-    if name == "dense_nn":
-        return est.fit(X, y, groups=np.asarray(groups))
-    return est.fit(X, y)
+    """Fit one regressor; the neural networks draw their early-stopping validation set by
+    simulation (:func:`seilab.analysis.regressors.fit_grouped`)."""
+    from seilab.analysis.regressors import fit_grouped
+
+    return fit_grouped(est, X, y, groups)
 
 
 def analyse_ce(
@@ -208,6 +229,7 @@ def analyse_ce(
         explain_tree,
         sample_rows,
         shap_ranking,
+        stable_ranking,
     )
 
     s = settings or CESettings()
@@ -221,8 +243,8 @@ def analyse_ce(
         )
         X, y, g = ds.X, ds.y, ds.groups
         Xtr, ytr, gtr = X.iloc[split.train], y.iloc[split.train], g.iloc[split.train]
-        Xte, yte = X.iloc[split.test], y.iloc[split.test]
-        yca = y.iloc[split.calib]
+        Xte, yte, gte = X.iloc[split.test], y.iloc[split.test], g.iloc[split.test]
+        yca, gca = y.iloc[split.calib], g.iloc[split.calib]
         overlap = set(g.iloc[split.train]) & set(g.iloc[split.test])
         assert not overlap, f"simulations in both train and test: {sorted(overlap)[:5]}"
 
@@ -253,17 +275,39 @@ def analyse_ce(
         row.update({f"train_{k}": v for k, v in m_tr.items()})
         row.update({f"test_{k}": v for k, v in m_te.items()})
         cr = ConformalRegressor(est, alpha=s.alpha)
+        method = "none (no calibration simulations)"
         if len(split.calib):
-            cr.quantile_ = _quantile_from(p_all[split.calib], yca.to_numpy(), s.alpha)
+            r_cal = yca.to_numpy() - p_all[split.calib]
+            cr.quantile_ = group_conformal_quantile(r_cal, gca.to_numpy(), s.alpha)
+            method = "simulation"
+            if not np.isfinite(cr.quantile_):
+                # fewer than 1/alpha - 1 calibration simulations: no simulation-level guarantee;
+                # the row rule gives a finite width, flagged as not guaranteed
+                cr.quantile_ = conformal_quantile(r_cal, s.alpha)
+                method = "row (too few calibration simulations: coverage not guaranteed)"
             cr.n_calib_ = len(split.calib)
         conformal[name] = cr
         lo, hi = p_all - cr.quantile_, p_all + cr.quantile_
+        cov = coverage_ci(yte, lo[split.test], hi[split.test], gte, seed=s.seed)
+        if not np.isfinite(cr.quantile_):
+            cov = dict.fromkeys(cov, np.nan)
         row.update(
             {
                 "interval_level": 1 - s.alpha,
                 "interval_halfwidth": cr.quantile_,
-                "test_coverage": interval_coverage(yte, lo[split.test], hi[split.test])
-                if np.isfinite(cr.quantile_)
+                "interval_calibration": method,
+                "test_coverage": cov["coverage"],
+                "test_coverage_ci95_low": cov["ci_low"],
+                "test_coverage_ci95_high": cov["ci_high"],
+                "test_coverage_by_simulation": cov["coverage_by_simulation"],
+                "calib_test_exchangeable_p": exchangeability_pvalue(
+                    yca.to_numpy() - p_all[split.calib],
+                    gca.to_numpy(),
+                    yte.to_numpy() - p_te,
+                    gte.to_numpy(),
+                    seed=s.seed,
+                )
+                if len(split.calib)
                 else np.nan,
                 "fit_s": fit_s,
                 "n_train_rows": len(split.train),
@@ -271,8 +315,9 @@ def analyse_ce(
                 "n_test_rows": len(split.test),
             }
         )
-        if name == "dense_nn":
+        if hasattr(est, "n_epochs_"):  # the networks: epochs run and the epoch kept
             row["epochs"] = est.n_epochs_
+            row["best_epoch"] = est.best_epoch_
         rows.append(row)
         pred_table[f"pred_{name}"] = p_all
         pred_table[f"lower_{name}"] = lo
@@ -315,6 +360,26 @@ def analyse_ce(
     if explanations:
         ranking = shap_ranking(explanations, ds.feature_groups)
 
+    stability = pd.DataFrame()
+    stab_models = [m for m in s.stability_models if m]
+    if stab_models and s.stability_repeats > 0:
+        with timer.step(f"ranking stability ({', '.join(stab_models)})"):
+            stability = stable_ranking(
+                Xtr,
+                ytr,
+                gtr,
+                models=resolve_models(stab_models),
+                repeats=s.stability_repeats,
+                subsample=s.stability_subsample,
+                quorum=s.stability_quorum,
+                seed=s.seed,
+                size=s.size,
+                n_jobs=s.n_jobs,
+                n_explain=s.shap_samples,
+                n_background=s.shap_background,
+                feature_groups=ds.feature_groups,
+            )
+
     summary = {
         "command": "seilab analyze ce",
         "source": source,
@@ -334,8 +399,13 @@ def analyse_ce(
             },
         },
         "interval": {
-            "method": "split-conformal, absolute residuals, calibration simulations held out",
+            "method": "split-conformal on absolute residuals of held-out calibration "
+            "simulations, pooled per simulation (equal weight, finite-sample correction "
+            "with the number of simulations)",
             "level": 1 - s.alpha,
+            "coverage_ci": "95 % bootstrap over test simulations",
+            "exchangeability": "permutation test of per-simulation mean |residual|, "
+            "calibration vs test simulations (calib_test_exchangeable_p)",
         },
         "shap": {
             "explained_rows": len(explain_rows),
@@ -345,6 +415,23 @@ def analyse_ce(
                 for m in explanations
             },
             "max_additivity_error": additivity,
+            "stability": {
+                "models": stab_models,
+                "repeats": s.stability_repeats,
+                "subsample_of_training_simulations": s.stability_subsample,
+                "null": "shadow features: a permuted copy of every input (pair energies "
+                "permuted across simulations, others across rows)",
+                "selected_rule": f"beats every shadow in at least {s.stability_quorum:.0%} "
+                "of the refits",
+                "selected": {
+                    m: stability.loc[
+                        (stability["model"] == m) & stability["selected"], "feature"
+                    ].tolist()
+                    for m in stab_models
+                }
+                if len(stability)
+                else {},
+            },
         },
         "metrics": json.loads(metrics.reset_index().to_json(orient="records")),
         "timings_s": timer.timings,
@@ -363,6 +450,7 @@ def analyse_ce(
         models=fitted,
         conformal=conformal,
         timings=timer.timings,
+        stability=stability,
     )
 
 
@@ -379,12 +467,6 @@ def data_cycle(ds: CEDataset) -> np.ndarray:
     if schema.CYCLE in ds.X.columns:
         return ds.X[schema.CYCLE].to_numpy()
     return np.asarray(ds.extra.get("cycle", np.full(len(ds.y), np.nan)))
-
-
-def _quantile_from(pred: np.ndarray, y: np.ndarray, alpha: float) -> float:
-    from seilab.analysis.uncertainty import conformal_quantile
-
-    return conformal_quantile(y - pred, alpha)
 
 
 def parse_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -107,7 +107,8 @@ def _headline(summary: dict, out: Path) -> str:
     fc = summary.get("failure_cycle") or {}
     if fc.get("median") is not None:
         lines.append(
-            f"failure cycle: median {fc['median']:g}, IQR {fc['q1']:g}-{fc['q3']:g} ({fc['iqr']:g})"
+            f"failure cycle of the {summary['n_failed']} failing runs: median {fc['median']:g}, "
+            f"IQR {fc['q1']:g}-{fc['q3']:g} ({fc['iqr']:g})"
         )
     if summary.get("chosen_classifier"):
         c = summary["classifiers"][summary["chosen_classifier"]]
@@ -119,7 +120,15 @@ def _headline(summary: dict, out: Path) -> str:
             + ")"
         )
     if summary.get("km_median_cycle") is not None:
-        lines.append(f"Kaplan-Meier median failure-free cycle: {summary['km_median_cycle']:g}")
+        lines.append(
+            f"Kaplan-Meier median failure-free cycle of all {summary['n_runs']} runs "
+            f"(non-failing runs censored at their last cycle): {summary['km_median_cycle']:g}"
+        )
+    elif "km_median_cycle" in summary:
+        lines.append(
+            "Kaplan-Meier median failure-free cycle of all runs: not reached (fewer than half "
+            "fail within the observed cycles)"
+        )
     if summary.get("c_index") is not None:
         lines.append(f"survival model C-index (held out): {summary['c_index']:.3f}")
     for r in summary.get("early_warning") or []:

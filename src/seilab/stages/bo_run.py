@@ -6,6 +6,7 @@ runs the verification simulations (:mod:`seilab.stages.bo_verify`); the pure pie
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from seilab.analysis.optimize.space import (
     CONVERGENCE_TOL_PCT,
     GRID_HIGH,
     GRID_LOW,
+    GRID_STEP_EV,
     BOSettings,
     RunSpecs,
     _n_complete,
@@ -41,8 +43,7 @@ from seilab.analysis.optimize.surrogate import (
     fit_surrogate,
     pair_ranking,
 )
-from seilab.analysis.optimize.verify import _tell_verified, verification_verdict
-from seilab.campaign.design import GRID_STEP_EV
+from seilab.analysis.optimize.verify import _tell_verified, best_vs_dft, verification_verdict
 from seilab.errors import AnalysisError
 from seilab.io import atomic_write_csv, atomic_write_json
 from seilab.stages.bo import (
@@ -211,10 +212,17 @@ def run_optimization(
                     raise AnalysisError(
                         f"{rp}: missing column(s) {sorted(need - set(rank_table.columns))}"
                     )
-                rank_source = f"mean |SHAP| ranking in {rp}"
+                rank_source = f"mean |SHAP| ranking in {rp}" + (
+                    " (pairs that beat the shadow-feature null)"
+                    if "selected" in rank_table.columns
+                    else ""
+                )
             else:
-                rank_table = pair_ranking(surrogate, data, seed=bo.seed)
-                rank_source = f"mean |SHAP| of the pair energies in the {surrogate_model} surrogate"
+                rank_table = pair_ranking(surrogate, data, seed=bo.seed, size=size, n_jobs=n_jobs)
+                rank_source = (
+                    f"stable mean |SHAP| ranking of the pair energies ({surrogate_model}, "
+                    "5 refits with shadow features; pairs that beat the null)"
+                )
             chosen = top_pairs(rank_table, top_k)
             atomic_write_csv(rank_table, out / PAIR_RANKING)
     assert chosen is not None
@@ -222,18 +230,29 @@ def run_optimization(
         "params": list(chosen),
         "fingerprint": surrogate.fingerprint,
         "surrogate_model": surrogate_model,
-        "objective": f"mean predicted ce_pct over cycles 1..{len(surrogate.cycles)}",
+        "objective": f"mean predicted ce_pct over cycles 1..{len(surrogate.cycles)}, per-cycle "
+        "predictions clipped to the training CE range, minus "
+        f"{bo.support_penalty:g} x support penalty",
         "grid": "integer tenths of eV, 0..15 (0.0..1.5 eV)",
         "optuna_version": optuna.__version__,
         "sampler": {
             "name": "TPESampler",
-            **{k: v for k, v in asdict(bo).items() if k not in ("trials", "study_name")},
+            **{
+                k: v
+                for k, v in asdict(bo).items()
+                if k not in ("trials", "study_name", "support_penalty")
+            },
         },
         "dft_energies_ev": dict(DFT_PAIR_ENERGIES),
     }
     with timer.step(f"BO ({bo.trials} trials)"):
         study = open_study(out, bo, attrs=attrs)
-        added = run_trials(study, make_objective(surrogate, chosen), bo.trials, progress=progress)
+        added = run_trials(
+            study,
+            make_objective(surrogate, chosen, bo.support_penalty),
+            bo.trials,
+            progress=progress,
+        )
 
     files = _write_bo_outputs(out, study, chosen, surrogate, timer)
     hist = files["history"]
@@ -263,7 +282,8 @@ def run_optimization(
             )
 
     best_e = {**dict(DFT_PAIR_ENERGIES), **trial_energies(study.best_trial, chosen)}
-    dft_pred = float(surrogate.predict_mean([dict(DFT_PAIR_ENERGIES)])[0])
+    ptab = files["prediction"].set_index("setting")
+    dft_pred = float(ptab.loc["DFT defaults", "predicted_ce_pct"])
     summary = {
         "command": "seilab optimize",
         "source": source,
@@ -275,6 +295,7 @@ def run_optimization(
         "trials_added_this_run": added,
         "params": chosen,
         "params_chosen_by": rank_source,
+        "pair_ranking": _ranking_summary(rank_table),
         "objective": attrs["objective"] + " with the other pairs at their DFT values",
         "surrogate": {
             "model": surrogate_model,
@@ -289,6 +310,12 @@ def run_optimization(
         "best_trial": study.best_trial.number,
         "best_energies_ev": {p: best_e[p] for p in chosen},
         "dft_predicted_pct": dft_pred,
+        "best_predicted_pct": float(ptab.loc["BO optimum", "predicted_ce_pct"]),
+        "predicted_gain_pct": float(ptab.loc["BO optimum", "predicted_gain_pct"]),
+        "best_support_distance_ev": float(ptab.loc["BO optimum", "support_distance_ev"]),
+        "support_reference_ev": float(ptab.loc["BO optimum", "support_reference_ev"]),
+        "training_ce_range_pct": list(surrogate.ce_range) if surrogate.ce_range else None,
+        "support_penalty": bo.support_penalty,
         "converged_trial": conv,
         "convergence_rule": f"first trial whose best-so-far is within {CONVERGENCE_TOL_PCT} percentage points of the final best",
         "timings_s": timer.timings,
@@ -314,6 +341,30 @@ def run_optimization(
     )
 
 
+def _ranking_summary(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    """The pair rows of the ranking that chose the pairs, with their spread (for the report)."""
+    if table is None:
+        return None
+    pair_cols = set(schema.PAIR_COLUMNS)
+    keep = [
+        c
+        for c in (
+            "model",
+            "feature",
+            "mean_abs_shap",
+            "mean_abs_shap_std",
+            "rank_overall",
+            "rank_q25",
+            "rank_q75",
+            "beats_null_frac",
+            "selected",
+        )
+        if c in table.columns
+    ]
+    sub = table[table["feature"].isin(pair_cols)].sort_values("mean_abs_shap", ascending=False)
+    return json.loads(sub[keep].head(8).to_json(orient="records"))
+
+
 def _write_bo_outputs(
     out: Path, study, params: Sequence[str], surrogate: CESurrogate, timer
 ) -> dict[str, Any]:
@@ -335,18 +386,10 @@ def _write_bo_outputs(
         }
     )
     best_table["delta_ev"] = best_table["best_ev"] - best_table["dft_ev"]
-    pred = surrogate.predict_mean([best_e, dft])
-    lo, hi = surrogate.interval(pred)
-    best_table.attrs["predicted"] = pred
     atomic_write_csv(best_table, out / BEST_ENERGIES)
-    pd.DataFrame(
-        {
-            "setting": ["BO optimum", "DFT defaults"],
-            "predicted_ce_pct": pred,
-            "lower": lo,
-            "upper": hi,
-        }
-    ).pipe(atomic_write_csv, out / BEST_VS_DFT)
+    pred_table = best_vs_dft(surrogate, best_e, params)
+    best_table.attrs["predicted"] = pred_table["predicted_ce_pct"].to_numpy()
+    atomic_write_csv(pred_table, out / BEST_VS_DFT)
     with timer.step("BO plots"):
         save_figure(plots.optimisation_history(hist, converged_trial=conv), out / HISTORY_PLOT)
         grid = np.round(np.arange(GRID_LOW, GRID_HIGH + 1) * GRID_STEP_EV, 1)
@@ -372,16 +415,18 @@ def _write_bo_outputs(
                 "ce_pct": z.ravel(),
             }
         ).pipe(atomic_write_csv, out / SURFACE)
-        fig = plots.surface_3d(
-            grid,
-            grid,
-            z,
-            names=(a, b),
-            dft=(dft[a], dft[b]),
-            best=(best_e[a], best_e[b]),
+        save_figure(
+            plots.surface_3d(
+                grid,
+                grid,
+                z,
+                names=(a, b),
+                dft=(dft[a], dft[b]),
+                best=(best_e[a], best_e[b]),
+            ),
+            out / SURFACE_PLOT,
         )
-        save_figure(fig, out / SURFACE_PLOT)
-    return {"history": hist, "converged_trial": conv, "best": best_table}
+    return {"history": hist, "converged_trial": conv, "best": best_table, "prediction": pred_table}
 
 
 def verify_loop(
@@ -489,7 +534,7 @@ def verify_loop(
             n_sim = _n_simulator(cur_study)
             run_trials(
                 cur_study,
-                make_objective(cur_sur, params),
+                make_objective(cur_sur, params, settings.support_penalty),
                 settings.trials + n_sim,
                 progress=progress,
             )

@@ -23,6 +23,7 @@ from seilab.analysis.optimize.space import (
     CONVERGENCE_TOL_PCT,
     GRID_HIGH,
     GRID_LOW,
+    GRID_STEP_EV,
     STUDY_NAME,
     BOSettings,
     RunSpecs,
@@ -48,8 +49,9 @@ from seilab.analysis.optimize.surrogate import (
     fit_surrogate,
     pair_ranking,
     surrogate_data_fingerprint,
+    wilson_interval,
 )
-from seilab.analysis.optimize.verify import _tell_verified, timed, verification_verdict
+from seilab.analysis.optimize.verify import _tell_verified, best_vs_dft, timed, verification_verdict
 
 __all__ = [
     "BOSettings",
@@ -57,6 +59,7 @@ __all__ = [
     "CONVERGENCE_TOL_PCT",
     "GRID_HIGH",
     "GRID_LOW",
+    "GRID_STEP_EV",
     "RunSpecs",
     "STUDY_NAME",
     "SURROGATE_FEATURES",
@@ -65,6 +68,7 @@ __all__ = [
     "_run_means",
     "_tell_verified",
     "best_proposals",
+    "best_vs_dft",
     "cached_surrogate",
     "convergence_trial",
     "fit_surrogate",
@@ -81,4 +85,5 @@ __all__ = [
     "timed",
     "trial_energies",
     "verification_verdict",
+    "wilson_interval",
 ]

@@ -90,6 +90,10 @@ class BOSettings:
         Constant-liar heuristic (only useful for parallel workers; off: trials are sequential).
     study_name
         Study name inside the SQLite database.
+    support_penalty
+        Weight of the penalty for proposals away from the data: the objective loses this many
+        interval half-widths per reference distance (the data's own nearest-neighbour spacing,
+        in the subspace of the optimised pairs) beyond that distance; 0 disables it.
     """
 
     trials: int = 150
@@ -99,6 +103,7 @@ class BOSettings:
     multivariate: bool = True
     constant_liar: bool = False
     study_name: str = STUDY_NAME
+    support_penalty: float = 1.0
 
 
 def make_sampler(settings: BOSettings, *, seed: int | None = None):
@@ -166,15 +171,25 @@ def open_study(
     return study
 
 
-def make_objective(surrogate: CESurrogate, params: Sequence[str]) -> Callable[[Any], float]:
-    """Objective of a trial: mean predicted CE with the trial's energies (others at DFT)."""
+def make_objective(
+    surrogate: CESurrogate, params: Sequence[str], support_penalty: float = 1.0
+) -> Callable[[Any], float]:
+    """Objective of a trial: mean predicted CE with the trial's energies (others at DFT),
+    per-cycle predictions clipped to the CE seen in training, minus the support penalty
+    (:meth:`CESurrogate.support_penalty`, ``support_penalty`` half-widths per reference
+    distance beyond the data)."""
 
     def objective(trial) -> float:
         e = {p: trial.suggest_int(p, GRID_LOW, GRID_HIGH) * GRID_STEP_EV for p in params}
         e = {p: round(v, 1) for p, v in e.items()}
         trial.set_user_attr("energies_ev", e)
         trial.set_user_attr("source", "surrogate")
-        return float(surrogate.predict_mean([e])[0])
+        pred = float(surrogate.predict_mean([e])[0])
+        pen, dist = surrogate.support_penalty([e], params, support_penalty)
+        trial.set_user_attr("predicted_ce_pct", pred)
+        trial.set_user_attr("support_distance_ev", float(dist[0]))
+        trial.set_user_attr("support_penalty_pct", float(pen[0]))
+        return pred - float(pen[0])
 
     return objective
 

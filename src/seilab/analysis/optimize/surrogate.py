@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from seilab import schema
-from seilab.analysis.optimize.space import full_energies
+from seilab.analysis.optimize.space import GRID_STEP_EV, full_energies
 from seilab.errors import AnalysisError
 
 # ---------------------------------------------------------------------- surrogate
@@ -40,6 +40,12 @@ class CESurrogate:
         Not used for the quantile: coverage measured on the test simulations.
     fingerprint
         Hash of the data the surrogate was trained on.
+    ce_range
+        ``(min, max)`` of the per-cycle CE the estimator was trained on: per-cycle predictions
+        are clipped to it (a tree ensemble adds corrections learnt in different regions and
+        can predict CE above anything simulated, e.g. above 100 %).
+    support
+        Pair energies (eV, the 19 columns) of the training simulations: where the data are.
     """
 
     estimator: Any
@@ -52,6 +58,8 @@ class CESurrogate:
     fingerprint: str = ""
     n_runs: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    ce_range: tuple[float, float] | None = None
+    support: np.ndarray | None = None
 
     def predict_mean(self, energies: pd.DataFrame | Sequence[Mapping[str, float]]) -> np.ndarray:
         """Mean predicted CE (%) over ``cycles`` for each set of pair energies.
@@ -75,7 +83,54 @@ class CESurrogate:
             self.estimator.predict(pd.DataFrame(rows, columns=list(SURROGATE_FEATURES))),
             dtype=np.float64,
         )
+        if self.ce_range is not None:
+            pred = np.clip(pred, *self.ce_range)
         return pred.reshape(k, c).mean(axis=1)
+
+    def support_distance(
+        self, energies: Sequence[Mapping[str, float]], pairs: Sequence[str]
+    ) -> tuple[np.ndarray, float]:
+        """Distance (eV) from each candidate to the nearest training simulation, in the
+        subspace of ``pairs``, and the reference distance of the data to themselves.
+
+        Returns
+        -------
+        distances : numpy.ndarray
+            One per candidate (NaN without recorded support).
+        reference : float
+            95th percentile of the nearest-neighbour distances among the training simulations
+            in the same subspace (at least half a grid step): a candidate within it is as close
+            to the data as the data are to each other.
+        """
+        if self.support is None or len(self.support) < 2:
+            return np.full(len(energies), np.nan), math.nan
+        idx = [schema.PAIRS.index(p) for p in pairs]
+        S = np.unique(self.support[:, idx], axis=0)
+        C = np.array([[full_energies(e)[p] for p in pairs] for e in energies], dtype=np.float64)
+        d = np.sqrt(((C[:, None, :] - S[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+        if len(S) < 2:
+            return d, GRID_STEP_EV / 2
+        dd = np.sqrt(((S[:, None, :] - S[None, :, :]) ** 2).sum(axis=2))
+        np.fill_diagonal(dd, np.inf)
+        ref = max(float(np.quantile(dd.min(axis=1), 0.95)), GRID_STEP_EV / 2)
+        return d, ref
+
+    def support_penalty(
+        self, energies: Sequence[Mapping[str, float]], pairs: Sequence[str], weight: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Penalty (percentage points) for candidates away from the data, and their distance.
+
+        ``weight`` half-widths of the objective's interval (or a tenth of the CE range when the
+        interval is infinite) per reference distance beyond the reference distance.
+        """
+        d, ref = self.support_distance(energies, pairs)
+        if weight <= 0 or not np.isfinite(ref):
+            return np.zeros(len(d)), d
+        scale = self.quantile
+        if not np.isfinite(scale):
+            lo, hi = self.ce_range or (0.0, 100.0)
+            scale = (hi - lo) / 10
+        return weight * scale * np.maximum(0.0, d - ref) / ref, d
 
     def interval(self, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Conformal interval around mean-CE predictions."""
@@ -132,7 +187,7 @@ def fit_surrogate(
         so the conformal guarantee applies to the returned model).
     """
     from seilab.analysis.dataset import train_calib_test_split
-    from seilab.analysis.regressors import make_regressor, regression_metrics
+    from seilab.analysis.regressors import fit_grouped, make_regressor, regression_metrics
     from seilab.analysis.uncertainty import conformal_quantile
 
     missing = [
@@ -154,14 +209,11 @@ def fit_surrogate(
     cyc = np.arange(1, n_cycles + 1, dtype=np.float64)
     split = train_calib_test_split(g, test_size=test_size, calib_size=calib_size, seed=seed)
 
-    def _fit(idx: np.ndarray) -> Any:
-        est = make_regressor(model, seed=seed, size=size, n_jobs=n_jobs)
-        if model == "dense_nn":
-            return est.fit(X.iloc[idx], y.iloc[idx], groups=g.iloc[idx].to_numpy())
-        return est.fit(X.iloc[idx], y.iloc[idx])
-
-    est = _fit(split.train)
+    est = make_regressor(model, seed=seed, size=size, n_jobs=n_jobs)
+    fit_grouped(est, X.iloc[split.train], y.iloc[split.train], g.iloc[split.train])
     runs = _run_means(d)
+    runs.index = runs.index.astype(str)
+    ce_lo, ce_hi = float(y.iloc[split.train].min()), float(y.iloc[split.train].max())
 
     def _mean_residuals(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = np.unique(g.iloc[idx])
@@ -170,7 +222,10 @@ def fit_surrogate(
         pred = np.array(
             [
                 CESurrogate(
-                    estimator=est, model=model, cycles=np.arange(1, int(r[schema.CYCLE]) + 1.0)
+                    estimator=est,
+                    model=model,
+                    cycles=np.arange(1, int(r[schema.CYCLE]) + 1.0),
+                    ce_range=(ce_lo, ce_hi),
                 ).predict_mean(sub.loc[[rid], list(schema.PAIR_COLUMNS)])[0]
                 for rid, r in sub.iterrows()
             ]
@@ -183,8 +238,10 @@ def fit_surrogate(
         q = conformal_quantile(yc - pc, alpha)
     yt, pt = _mean_residuals(split.test)
     cover = float(np.mean(np.abs(yt - pt) <= q)) if np.isfinite(q) else math.nan
-    row_metrics = regression_metrics(y.iloc[split.test], est.predict(X.iloc[split.test]))
+    row_pred = np.clip(est.predict(X.iloc[split.test]), ce_lo, ce_hi)
+    row_metrics = regression_metrics(y.iloc[split.test], row_pred)
     run_metrics = regression_metrics(yt, pt)
+    cov_lo, cov_hi = wilson_interval(int(np.sum(np.abs(yt - pt) <= q)), len(yt))
     return CESurrogate(
         estimator=est,
         model=model,
@@ -195,11 +252,29 @@ def fit_surrogate(
         test_rmse_mean=run_metrics["rmse"],
         fingerprint=surrogate_data_fingerprint(d),
         n_runs=int(g.nunique()),
+        ce_range=(float(y.iloc[split.train].min()), float(y.iloc[split.train].max())),
+        support=runs.loc[np.unique(g.iloc[split.train]), list(schema.PAIR_COLUMNS)].to_numpy(
+            np.float64
+        ),
         metrics={
             **{f"test_row_{k}": v for k, v in row_metrics.items()},
             **{f"test_runmean_{k}": v for k, v in run_metrics.items()},
+            "test_coverage_runmean_ci95_low": cov_lo,
+            "test_coverage_runmean_ci95_high": cov_hi,
+            "test_simulations": len(yt),
         },
     )
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``k / n`` (95 % for ``z = 1.96``)."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def cached_surrogate(path: Path, data: pd.DataFrame, **kwargs: Any) -> CESurrogate:
@@ -245,33 +320,56 @@ def surrogate_data_fingerprint(data: pd.DataFrame) -> str:
 
 
 def pair_ranking(
-    surrogate: CESurrogate, data: pd.DataFrame, *, seed: int = 0, n: int = 150
+    surrogate: CESurrogate,
+    data: pd.DataFrame,
+    *,
+    seed: int = 0,
+    n: int = 150,
+    repeats: int = 5,
+    size: str = "full",
+    n_jobs: int = 2,
 ) -> pd.DataFrame:
-    """Mean |SHAP| of the pair energies in the surrogate (permutation explainer).
+    """Stable mean |SHAP| ranking of the pair energies for the surrogate's model.
+
+    The surrogate's regressor type is refitted ``repeats`` times on 80 % of the simulations
+    with a shadow (permuted) copy of every input, and explained on the other simulations
+    (:func:`seilab.analysis.explain.stable_ranking`): a pair is ``selected`` when it beats every
+    shadow in at least 80 % of the refits.
 
     Parameters
     ----------
     surrogate
-        Fitted surrogate.
+        Fitted surrogate (its ``model`` is the regressor that is refitted).
     data
-        Per-cycle data (rows are sampled across simulations as explained points and background).
+        Per-cycle data.
     seed
-        Seed of the sampling and permutations.
+        Seed of the subsamples, permutations and models.
     n
-        Rows explained (the background has ``n // 2`` rows).
+        Rows explained per refit (the background has ``n // 2`` rows).
+    repeats
+        Refits.
+    size, n_jobs
+        Model size and threads.
 
     Returns
     -------
     pandas.DataFrame
-        The ranking of :func:`seilab.analysis.explain.shap_ranking` (model = surrogate name).
+        The table of :func:`seilab.analysis.explain.stable_ranking` (model = surrogate name).
     """
-    from seilab.analysis.explain import explain_model, sample_rows, shap_ranking
+    from seilab.analysis.explain import stable_ranking
 
     d = data.dropna(subset=[schema.TARGET, *SURROGATE_FEATURES]).reset_index(drop=True)
     X = d[list(SURROGATE_FEATURES)].astype(np.float64)
-    rows = sample_rows(X, n, seed=seed, groups=d[schema.RUN_ID])
-    bg = sample_rows(X, max(10, n // 2), seed=seed + 1, groups=d[schema.RUN_ID])
-    expl = explain_model(surrogate.estimator, bg, rows, seed=seed)
-    return shap_ranking(
-        {surrogate.model: expl}, {"pairs": schema.PAIR_COLUMNS, "cycle": (schema.CYCLE,)}
+    return stable_ranking(
+        X,
+        d[schema.TARGET].astype(np.float64),
+        d[schema.RUN_ID].astype(str),
+        models=(surrogate.model,),
+        repeats=repeats,
+        seed=seed,
+        size=size,
+        n_jobs=n_jobs,
+        n_explain=n,
+        n_background=max(10, n // 2),
+        feature_groups={"pairs": schema.PAIR_COLUMNS, "cycle": (schema.CYCLE,)},
     )

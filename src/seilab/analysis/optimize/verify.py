@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from seilab.analysis.optimize.space import GRID_HIGH, GRID_LOW
-from seilab.campaign.design import GRID_STEP_EV
+from seilab.analysis.defaults import DFT_PAIR_ENERGIES
+from seilab.analysis.optimize.space import GRID_HIGH, GRID_LOW, GRID_STEP_EV
+
+if TYPE_CHECKING:  # pragma: no cover
+    from seilab.analysis.optimize.surrogate import CESurrogate
 
 
 def _tell_verified(study, params: Sequence[str], rows: pd.DataFrame, round_: int) -> None:
@@ -98,3 +101,39 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
     t0 = time.perf_counter()
     res = fn(*args, **kwargs)
     return res, time.perf_counter() - t0
+
+
+def best_vs_dft(
+    surrogate: CESurrogate, best: Mapping[str, float], params: Sequence[str]
+) -> pd.DataFrame:
+    """Predicted mean CE at the optimum and at the DFT energies, with what supports it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``BO optimum`` and ``DFT defaults``: ``predicted_ce_pct`` (per-cycle predictions
+        clipped to the training CE range ``ce_min_pct``..``ce_max_pct``), ``lower``, ``upper``
+        (conformal interval of a simulation's mean CE), ``support_distance_ev`` (to the nearest
+        training simulation in the subspace of the optimised pairs), ``support_reference_ev``,
+        ``supported`` (distance within the reference) and ``predicted_gain_pct`` (optimum minus
+        DFT, on the optimum's row).
+    """
+    sets = [dict(best), dict(DFT_PAIR_ENERGIES)]
+    pred = surrogate.predict_mean(sets)
+    lo, hi = surrogate.interval(pred)
+    dist, ref = surrogate.support_distance(sets, params)
+    ce_lo, ce_hi = surrogate.ce_range or (math.nan, math.nan)
+    return pd.DataFrame(
+        {
+            "setting": ["BO optimum", "DFT defaults"],
+            "predicted_ce_pct": pred,
+            "lower": lo,
+            "upper": hi,
+            "ce_min_pct": ce_lo,
+            "ce_max_pct": ce_hi,
+            "support_distance_ev": dist,
+            "support_reference_ev": ref,
+            "supported": dist <= ref + 1e-9,
+            "predicted_gain_pct": [pred[0] - pred[1], math.nan],
+        }
+    )
