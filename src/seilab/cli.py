@@ -12,6 +12,7 @@ import sys
 import typer
 
 from seilab.analysis.cli import analyze_app, optimize_cmd
+from seilab.calibrate.cli import calibrate_cmd
 from seilab.campaign.cli import app as campaign_app
 from seilab.kmc.cli import model_app, simulate_cmd
 from seilab.report.cli import report_cmd, run_cmd
@@ -28,6 +29,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(analyze_app, name="analyze")
 app.command("optimize")(optimize_cmd)
+app.command("calibrate")(calibrate_cmd)
 app.command("report")(report_cmd)
 app.command("run")(run_cmd)
 

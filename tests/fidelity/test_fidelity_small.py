@@ -1,5 +1,8 @@
 """Small-box, few-run version of the fidelity study (benchmarks/fidelity.py).
 
+The statistics live in :mod:`seilab.calibrate.fidelity` (the building block of
+``seilab calibrate``); the benchmark script runs the candidates and re-exports them.
+
 The study itself runs the paper design (or its documented screening subset) in 10 x 10 x nz
 boxes for 100 cycles; here the ``mini`` subset (6 runs: OAT of Li-Li and SFO-Li at 0.0 and
 1.5 eV plus 2 random sets) runs in a 4 x 4 x 16 box for 4 cycles under two candidate
@@ -93,7 +96,16 @@ def test_mini_study_table_filled(fid, tmp_path):
         assert (tmp_path / "figs" / f"fidelity_mini_{fig}.png").stat().st_size > 0
 
 
-def test_undefined_statistics_are_explicit(fid):
+def test_benchmark_uses_the_package_statistics(fid):
+    from seilab.calibrate import fidelity
+
+    assert fid.candidate_stats is fidelity.candidate_stats
+    assert fid.comparison_table is fidelity.comparison_table
+
+
+def test_undefined_statistics_are_explicit():
+    from seilab.calibrate import fidelity as fid
+
     # two runs that never fail (CE 100 % and 120 %) and one OAT pair with constant CE
     rows = []
     for run, ce in (("a", 100.0), ("b", 120.0)):
