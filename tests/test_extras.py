@@ -39,6 +39,10 @@ def _cli_without_ml(*args: str | Path) -> subprocess.CompletedProcess:
         (("analyze", "failure", "CAMP", "--out", "OUT"), "seilab analyze failure"),
         (("optimize", "CAMP", "--out", "OUT"), "seilab optimize"),
         (("run", "--out", "OUT", "--preset", "smoke"), "seilab run"),
+        (
+            ("calibrate", "--spec", "S.toml", "--targets", "T.toml", "--out", "OUT"),
+            "seilab calibrate",
+        ),
     ],
 )
 def test_missing_ml_extra_is_one_line(tmp_path: Path, args: tuple[str, ...], what: str):
