@@ -6,11 +6,15 @@ Usage::
     python benchmarks/bench_campaign.py --full          # + the 380-run paper campaign (default box,
                                                         #   100 cycles) on --workers processes
     python benchmarks/bench_campaign.py --backends process --runs 24
+    python benchmarks/bench_campaign.py --backends process,dask,slurm   # needs a SLURM
+                                                        #   (scripts/slurm-local.sh start)
 
 What is measured
 ----------------
-1. **Per-run overhead of each backend** (``process``, ``dask``): a campaign of ``--runs`` trivial
-   simulations (1 cycle, box 4x4x16, 1 event per half-cycle) on ONE worker, so runs are serial.
+1. **Per-run overhead of each backend** (``process``, ``dask``, ``slurm``): a campaign of
+   ``--runs`` trivial simulations (1 cycle, box 4x4x16, 1 event per half-cycle) on ONE worker
+   (for ``slurm``: one job of one core and one worker process, partition ``--slurm-queue``),
+   so runs are serial.
    With ``t_i`` the time the parent receives result ``i`` and ``w_i`` the run's own wall time
    (measured in the worker: simulation + writing its Parquet file), the steady-state overhead
    of a run is ``median_i (t_i - t_{i-1} - w_i)`` for ``i >= 2``: submission, transfer,
@@ -52,8 +56,17 @@ def _campaign(out: Path, **cfg_kw) -> tuple[float, list[tuple[float, float]], ob
     return wall, [(t - t0, w) for t, w in stamps], res
 
 
-def bench_overhead(tmp: Path, backend: str, runs: int) -> dict:
+def bench_overhead(tmp: Path, backend: str, runs: int, queue: str = "debug") -> dict:
     """Serial trivial runs on one worker: start-up and steady-state overhead per run."""
+    slurm = {
+        "queue": queue,
+        "cores": 1,
+        "processes": 1,
+        "memory": "1GB",
+        "walltime": "00:30:00",
+        "jobs": 1,
+        "log_directory": str(tmp / "slurm-logs"),
+    }
     wall, stamps, _ = _campaign(
         tmp / f"overhead-{backend}",
         design="sets",
@@ -64,6 +77,7 @@ def bench_overhead(tmp: Path, backend: str, runs: int) -> dict:
         set={"protocol.event_budget": 1},
         backend=backend,
         workers=1,
+        slurm=slurm if backend == "slurm" else {},
     )
     stamps.sort()
     gaps = [stamps[i][0] - stamps[i - 1][0] - stamps[i][1] for i in range(1, len(stamps))]
@@ -124,9 +138,14 @@ def bench_full(tmp: Path, workers: int, backend: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backends", default="process,dask", help="comma-separated (process,dask)")
+    ap.add_argument(
+        "--backends", default="process,dask", help="comma-separated (process,dask,slurm)"
+    )
+    ap.add_argument("--slurm-queue", default="debug", help="partition of the slurm backend")
     ap.add_argument("--runs", type=int, default=24, help="trivial runs per backend")
-    ap.add_argument("--eff-runs", type=int, default=16, help="runs of the efficiency test")
+    ap.add_argument(
+        "--eff-runs", type=int, default=16, help="runs of the efficiency test (0: skip)"
+    )
     ap.add_argument("--full", action="store_true", help="also run the 380-run paper campaign")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="for --full")
     ap.add_argument("--full-backend", default="process", help="backend of --full")
@@ -143,27 +162,28 @@ def main() -> None:
             f"{'run s':>6} {'overhead ms (median)':>21} {'(mean)':>7}"
         )
         for b in [x.strip() for x in args.backends.split(",") if x.strip()]:
-            r = bench_overhead(tmp, b, args.runs)
+            r = bench_overhead(tmp, b, args.runs, args.slurm_queue)
             print(
                 f"{r['backend']:8} {r['runs']:>5} {r['wall_s']:>7.2f} "
                 f"{r['first_result_s']:>13.2f} {r['first_run_s']:>10.2f} "
                 f"{r['run_median_s']:>6.3f} {r['overhead_median_ms']:>21.1f} "
                 f"{r['overhead_mean_ms']:>7.1f}"
             )
-        print(
-            f"\n2. parallel efficiency, process backend, {args.eff_runs} identical runs "
-            "(3 cycles, 4x4x16, 5 events)"
-        )
-        e = bench_efficiency(tmp, args.eff_runs)
-        print(f"   load average after: {os.getloadavg()}")
-        print(
-            f"   T1 = {e['t1_s']:.2f} s, T2 = {e['t2_s']:.2f} s: speed-up {e['speedup']:.2f}, "
-            f"efficiency T1/(2 T2) = {e['efficiency']:.2f}"
-        )
-        print(
-            f"   summed run time: {e['run_time_sum_1_s']:.2f} s on 1 worker, "
-            f"{e['run_time_sum_2_s']:.2f} s on 2 (x{e['per_run_slowdown_2_workers']:.2f} per run)"
-        )
+        if args.eff_runs > 0:
+            print(
+                f"\n2. parallel efficiency, process backend, {args.eff_runs} identical runs "
+                "(3 cycles, 4x4x16, 5 events)"
+            )
+            e = bench_efficiency(tmp, args.eff_runs)
+            print(f"   load average after: {os.getloadavg()}")
+            print(
+                f"   T1 = {e['t1_s']:.2f} s, T2 = {e['t2_s']:.2f} s: speed-up {e['speedup']:.2f}, "
+                f"efficiency T1/(2 T2) = {e['efficiency']:.2f}"
+            )
+            print(
+                f"   summed run time: {e['run_time_sum_1_s']:.2f} s on 1 worker, "
+                f"{e['run_time_sum_2_s']:.2f} s on 2 (x{e['per_run_slowdown_2_workers']:.2f} per run)"
+            )
         if args.full:
             from seilab.model import load_model
 

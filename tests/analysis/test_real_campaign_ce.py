@@ -175,7 +175,7 @@ def test_analyze_ce_end_to_end_on_real_campaign(real_campaign: Path, tmp_path: P
 def test_campaign_simulator_options_read_from_campaign_toml(real_campaign: Path, tmp_path) -> None:
     opts = campaign_simulator_options(real_campaign)
     assert opts == {
-        "base_model": "paper",
+        "base_model": REAL_CAMPAIGN["model"],
         "cycles": REAL_CAMPAIGN["cycles"],
         "box": list(REAL_CAMPAIGN["box"]),
         "overrides": REAL_CAMPAIGN["set"],

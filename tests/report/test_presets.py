@@ -21,7 +21,11 @@ def test_every_preset_plans_a_valid_campaign(name: str) -> None:
 
 def test_paper_preset_is_the_papers_design_and_the_default_is_a_preset() -> None:
     paper = plan_campaign(campaign_config(RunOptions(preset=get_preset("paper"))))
-    assert (len(paper.runs), paper.cycles, paper.box) == (380, 100, [10, 10, 30])
+    # the paper preset runs the default model on its own box
+    from seilab.model import load_model
+
+    box = list(load_model("paper").spec.lattice.box)
+    assert (len(paper.runs), paper.cycles, paper.box) == (380, 100, box)
     assert get_preset("paper").bo_trials == 150
     assert DEFAULT_PRESET in PRESETS
 

@@ -14,8 +14,12 @@
     A ``dask_jobqueue.SLURMCluster`` built from the ``[slurm]`` section of the campaign
     configuration (keyword arguments of ``SLURMCluster``) or, when that section is absent, from
     Dask's own configuration (``jobqueue.slurm`` in ``~/.config/dask/jobqueue.yaml``).  Extra
-    keys: ``jobs`` (fixed number of jobs, default 1), or ``minimum_jobs``/``maximum_jobs``
-    (adaptive scaling).  :func:`slurm_job_script` returns the job script without a cluster.
+    keys: ``jobs`` (number of jobs, default 1; a job that ends early -- cancelled, node failure,
+    ``lifetime`` reached -- is replaced), or ``minimum_jobs``/``maximum_jobs`` (adaptive
+    scaling), and ``lifetime``/``lifetime_stagger`` (workers retire after that time, before
+    their walltime; the runs they had are run elsewhere).  Workers start with the campaign's
+    Python (``sys.executable``) and its ``PYTHONPATH`` and ``NUMBA_*`` settings, so they import
+    the same seilab.  :func:`slurm_job_script` returns the job script without a cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shlex
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -34,13 +40,23 @@ from seilab.errors import CampaignError
 
 #: Lines added to every SLURM job script (before the worker starts), unless the settings give
 #: their own ``job_script_prologue``.
+#: (Numba's cache folder is chosen by the worker itself, local when the installation lies on a
+#: network file system: :func:`seilab.campaign.task.local_numba_cache_dir`.)
 SLURM_PROLOGUE: tuple[str, ...] = (
     "export NUMBA_NUM_THREADS=1",
     "export OMP_NUM_THREADS=1",
-    'export NUMBA_CACHE_DIR="${TMPDIR:-/tmp}/seilab-numba-cache-${USER}"',
 )
 #: Keys of the ``[slurm]`` section that seilab handles itself (not SLURMCluster arguments).
-SLURM_OWN_KEYS: frozenset[str] = frozenset({"jobs", "minimum_jobs", "maximum_jobs"})
+SLURM_OWN_KEYS: frozenset[str] = frozenset(
+    {"jobs", "minimum_jobs", "maximum_jobs", "lifetime", "lifetime_stagger"}
+)
+#: Seconds between two checks for SLURM jobs that ended early (one ``squeue`` call each).
+SLURM_WATCH_S = 5.0
+#: Environment variables of the campaign process exported in the job script (when set), so that
+#: workers import the same seilab with the same Numba settings even where ``sbatch`` does not
+#: pass the environment on (``SBATCH_EXPORT=NONE``).
+SLURM_PASSED_ENV: tuple[str, ...] = ("PYTHONPATH",)
+SLURM_PASSED_ENV_PREFIXES: tuple[str, ...] = ("NUMBA_",)
 _PLACEHOLDER_SCHEDULER = "tcp://<scheduler-address>:8786"
 
 
@@ -143,14 +159,126 @@ def slurm_cluster_kwargs(settings: dict[str, Any] | None) -> dict[str, Any]:
     """
     import dask.config
 
-    kw = {k: v for k, v in (settings or {}).items() if k not in SLURM_OWN_KEYS}
-    for old, new in (("env_extra", "job_script_prologue"), ("job_extra", "job_extra_directives")):
+    s = dict(settings or {})
+    kw = {k: v for k, v in s.items() if k not in SLURM_OWN_KEYS}
+    for old, new in (
+        ("env_extra", "job_script_prologue"),
+        ("job_extra", "job_extra_directives"),
+        ("extra", "worker_extra_args"),
+    ):
         if old in kw:
             kw[new] = kw.pop(old)
-    if "job_script_prologue" not in kw:
+    if "job_script_prologue" in kw:
+        prologue = list(kw["job_script_prologue"])
+    else:
         configured = dask.config.get("jobqueue.slurm.job-script-prologue", default=None) or []
-        kw["job_script_prologue"] = [*configured, *SLURM_PROLOGUE]
+        prologue = [*configured, *SLURM_PROLOGUE]
+    # the campaign's own settings first: a prologue line of the user's may still override them
+    kw["job_script_prologue"] = [*_passed_env_lines(), *prologue]
+    kw.setdefault("python", sys.executable)
+    if s.get("lifetime") is not None:
+        extra = kw.get("worker_extra_args")
+        if extra is None:
+            extra = dask.config.get("jobqueue.slurm.worker-extra-args", default=None) or []
+        extra = [*extra, "--lifetime", _duration_arg(s["lifetime"])]
+        if s.get("lifetime_stagger") is not None:
+            extra += ["--lifetime-stagger", _duration_arg(s["lifetime_stagger"])]
+        kw["worker_extra_args"] = extra
     return kw
+
+
+def _duration_arg(value: Any) -> str:
+    """A ``dask worker --lifetime`` value: seconds as numbers get an ``s``, strings pass."""
+    return f"{value}s" if isinstance(value, int | float) else str(value)
+
+
+def _passed_env_lines() -> list[str]:
+    """``export NAME=VALUE`` lines for :data:`SLURM_PASSED_ENV` variables set here."""
+    names = [
+        k
+        for k in sorted(os.environ)
+        if k in SLURM_PASSED_ENV or k.startswith(SLURM_PASSED_ENV_PREFIXES)
+    ]
+    # thread counts are fixed by SLURM_PROLOGUE; a cache folder is chosen per node
+    skip = {"NUMBA_NUM_THREADS"}
+    return [f"export {k}={shlex.quote(os.environ[k])}" for k in names if k not in skip]
+
+
+async def _replace_ended_jobs(cluster: Any) -> list[str]:
+    """Resubmit the jobs of ``cluster`` that SLURM no longer runs; return their names.
+
+    dask-jobqueue forgets a job that ends on its own (``scancel``, node failure, walltime,
+    workers retired by ``--lifetime``) only for one-process jobs, and then after
+    ``distributed.deploy.lost-worker-timeout``; with ``processes > 1`` the cluster keeps
+    counting the dead job and the campaign waits forever.  Here a job whose id ``squeue`` no
+    longer lists (or lists as COMPLETING) is dropped and the cluster's own bookkeeping
+    (``_correct_state``) submits a job in its place, if its plan still wants it.
+    """
+    import asyncio
+
+    ids = {n: str(j.job_id) for n, j in list(cluster.workers.items()) if getattr(j, "job_id", 0)}
+    if not ids:
+        return []
+    proc = await asyncio.create_subprocess_exec(
+        "squeue",
+        "-h",
+        "-o",
+        "%i %T",
+        "-u",
+        str(os.getuid()),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        return []  # scheduler busy or unreachable: decide next time
+    live = set()
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] != "COMPLETING":
+            live.add(parts[0])
+    ended = [n for n, i in ids.items() if i not in live and n in cluster.worker_spec]
+    if not ended:
+        return []
+    async with cluster._lock:
+        for name in ended:
+            job = cluster.workers.get(name)
+            if job is None or str(getattr(job, "job_id", "")) != ids[name]:
+                continue  # replaced meanwhile
+            del cluster.workers[name]
+            try:
+                await job.close()
+            except Exception:  # noqa: BLE001 - the job is gone already
+                pass
+    await cluster._correct_state()
+    logging.getLogger("seilab.campaign").info("resubmitted ended SLURM job(s) %s", ended)
+    return ended
+
+
+async def _watch_slurm_jobs(cluster: Any, interval_s: float) -> None:
+    """Every ``interval_s``, replace the cluster's jobs that ended early (on its event loop)."""
+    import asyncio
+
+    from distributed.core import Status
+
+    while True:
+        await asyncio.sleep(interval_s)
+        if cluster.status in (Status.closing, Status.closed, Status.failed):
+            return
+        try:
+            await _replace_ended_jobs(cluster)
+        except Exception:  # noqa: BLE001 - a failed check must not end the campaign
+            logging.getLogger("seilab.campaign").debug("SLURM job check failed", exc_info=True)
+
+
+def slurm_job_range(settings: dict[str, Any] | None) -> tuple[int, int]:
+    """``(minimum_jobs, maximum_jobs)`` of a ``[slurm]`` section (``jobs`` gives both)."""
+    s = settings or {}
+    if "minimum_jobs" in s or "maximum_jobs" in s:
+        lo = int(s.get("minimum_jobs", 0))
+        return lo, int(s.get("maximum_jobs", max(lo, 1)))
+    n = int(s.get("jobs", 1))
+    return n, n
 
 
 def slurm_job_script(
@@ -275,21 +403,16 @@ def open_executor(
                 except (ValueError, TypeError) as exc:
                     raise CampaignError(f"[slurm] settings: {exc}") from None
                 closers.append(cluster)
-                if "maximum_jobs" in s or "minimum_jobs" in s:
-                    cluster.adapt(
-                        minimum_jobs=int(s.get("minimum_jobs", 0)),
-                        maximum_jobs=int(s.get("maximum_jobs", s.get("minimum_jobs", 1))),
-                    )
-                    desc = (
-                        f"SLURM, adaptive {s.get('minimum_jobs', 0)}-{s.get('maximum_jobs')} jobs"
-                    )
-                else:
-                    cluster.scale(jobs=int(s.get("jobs", 1)))
-                    desc = f"SLURM, {int(s.get('jobs', 1))} job(s)"
+                lo, hi = slurm_job_range(s)
+                cluster.adapt(minimum_jobs=lo, maximum_jobs=hi)
+                cluster.loop.add_callback(_watch_slurm_jobs, cluster, SLURM_WATCH_S)
+                desc = f"SLURM, {lo} job(s)" if lo == hi else f"SLURM, adaptive {lo}-{hi} jobs"
+                if s.get("lifetime") is not None:
+                    desc += f", worker lifetime {s['lifetime']}"
                 client = Client(cluster)
             closers.insert(0, client)
             slots = sum(client.nthreads().values()) or n
-            handle = ExecutorHandle(client.get_executor(pure=False), slots, desc, False)
+            handle = ExecutorHandle(_client_executor(client), slots, desc, False)
             yield handle
         finally:
             for c in closers:
@@ -299,6 +422,51 @@ def open_executor(
                     pass
         return
     raise CampaignError(f"--backend {backend!r}: unknown backend (allowed: process, dask, slurm)")
+
+
+async def _cascade(future: Any, cf_future: Any) -> None:
+    """Pass a Dask future's outcome to a ``concurrent.futures`` future.
+
+    Unlike ``distributed.cfexecutor``, it decides from what ``_result`` returned, not from the
+    future's status read afterwards: when the worker holding a result leaves (retired by
+    ``lifetime``) just after the result arrived, the status is no longer ``finished`` and the
+    stock code raised ``ValueError: too many values to unpack`` for a good result.
+    """
+    try:
+        result = await future._result(raiseit=False)
+    except Exception as exc:  # noqa: BLE001 - e.g. the result could not be gathered
+        result = exc
+    if cf_future.done():
+        return
+    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
+        cf_future.set_exception(result[1].with_traceback(result[2]))  # the task raised
+    elif isinstance(result, BaseException):
+        # cancelled or lost: the campaign loop keeps a run file already written, else resubmits
+        cf_future.cancel()
+        cf_future.set_running_or_notify_cancel()
+    else:
+        cf_future.set_result(result)
+
+
+def _client_executor(client: Any) -> Executor:
+    """``client.get_executor(pure=False)`` with :func:`_cascade` for the outcome."""
+    from distributed.cfexecutor import ClientExecutor
+
+    class _Executor(ClientExecutor):
+        def _wrap_future(self, future: Any) -> Any:
+            import concurrent.futures as cf
+
+            cf_future: cf.Future = cf.Future()
+
+            def on_done(f: cf.Future) -> None:
+                if f.cancelled() and future.status != "cancelled":
+                    future.cancel()
+
+            cf_future.add_done_callback(on_done)
+            self._client.loop.add_callback(_cascade, future, cf_future)
+            return cf_future
+
+    return _Executor(client, pure=False)
 
 
 def _broken(executor: Executor) -> bool:

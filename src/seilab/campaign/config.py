@@ -6,7 +6,8 @@
 ``[simulator]``  model, model_sha256, cycles, box, and ``[simulator.set]`` (the ``--set`` values)
 ``[execution]``  backend, workers, scheduler (not part of the campaign's identity)
 ``[slurm]``      keyword arguments of ``dask_jobqueue.SLURMCluster`` plus ``jobs``,
-                 ``minimum_jobs``, ``maximum_jobs`` (see :mod:`seilab.campaign.backends`)
+                 ``minimum_jobs``, ``maximum_jobs``, ``lifetime``, ``lifetime_stagger``
+                 (see :mod:`seilab.campaign.backends`; checked by :func:`check_slurm_settings`)
 ``[versions]``   python and :data:`seilab.io.PROVENANCE_PACKAGES` (:func:`seilab.io.versions`)
 ``[created]``    utc
 
@@ -123,6 +124,94 @@ class CampaignConfig:
             raise CampaignError(f"--cycles {self.cycles}: must be an integer >= 1")
         if self.box is not None and (len(self.box) != 3 or any(int(v) < 1 for v in self.box)):
             raise CampaignError(f"--box {list(self.box)}: give three positive integers NX NY NZ")
+        check_slurm_settings(self.slurm)
+
+
+def _count(settings: dict[str, Any], key: str, low: int) -> int | None:
+    v = settings.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise CampaignError(f"[slurm] {key} = {v!r}: must be an integer >= {low}")
+    return v
+
+
+def walltime_seconds(text: str) -> float:
+    """Seconds of a SLURM time limit: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``."""
+    days, _, rest = str(text).strip().rpartition("-")
+    parts = [float(x) for x in rest.split(":")]
+    if not parts or len(parts) > 3 or any(x < 0 for x in parts):
+        raise ValueError(text)
+    if days:
+        h, m, sec = (parts + [0.0, 0.0])[:3]
+        return float(days) * 86400 + h * 3600 + m * 60 + sec
+    if len(parts) == 1:
+        return parts[0] * 60
+    if len(parts) == 2:
+        return parts[0] * 60 + parts[1]
+    return parts[0] * 3600 + parts[1] * 60 + parts[2]
+
+
+def _duration(settings: dict[str, Any], key: str) -> float | None:
+    v = settings.get(key)
+    if v is None:
+        return None
+    from dask.utils import parse_timedelta
+
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        sec = float(parse_timedelta(v, default="s"))
+    except (ValueError, TypeError, KeyError):
+        sec = -1.0
+    if sec <= 0:
+        raise CampaignError(
+            f"[slurm] {key} = {v!r}: give a positive duration such as '50m', '3h', '90s' or "
+            "a number of seconds"
+        )
+    return sec
+
+
+def check_slurm_settings(settings: dict[str, Any] | None) -> None:
+    """Validate the keys of a ``[slurm]`` section that seilab handles itself.
+
+    ``jobs`` (>= 1) or ``minimum_jobs`` (>= 0) / ``maximum_jobs`` (>= 1, >= minimum_jobs), not
+    both; ``lifetime`` and ``lifetime_stagger`` (durations), lifetime shorter than
+    ``walltime``; the other keys are ``SLURMCluster``'s and checked when the cluster starts.
+
+    Raises
+    ------
+    CampaignError
+        One line naming the key and the allowed values.
+    """
+    s = settings or {}
+    jobs = _count(s, "jobs", 1)
+    lo = _count(s, "minimum_jobs", 0)
+    hi = _count(s, "maximum_jobs", 1)
+    if jobs is not None and (lo is not None or hi is not None):
+        raise CampaignError(
+            "[slurm] jobs and minimum_jobs/maximum_jobs: give either a fixed number of jobs or "
+            "the adaptive range, not both"
+        )
+    if lo is not None and hi is not None and hi < lo:
+        raise CampaignError(f"[slurm] maximum_jobs = {hi}: must be >= minimum_jobs = {lo}")
+    life = _duration(s, "lifetime")
+    stagger = _duration(s, "lifetime_stagger")
+    if stagger is not None and life is None:
+        raise CampaignError("[slurm] lifetime_stagger: applies only with lifetime")
+    if life is not None and s.get("walltime") is not None:
+        try:
+            wall = walltime_seconds(s["walltime"])
+        except ValueError:
+            raise CampaignError(
+                f"[slurm] walltime = {s['walltime']!r}: give HH:MM:SS, MM:SS, MM or D-HH:MM:SS"
+            ) from None
+        if life + (stagger or 0.0) >= wall:
+            raise CampaignError(
+                f"[slurm] lifetime = {s['lifetime']!r}: lifetime (plus lifetime_stagger) must "
+                f"be shorter than walltime = {s['walltime']!r}, so workers retire before SLURM "
+                "ends the job"
+            )
 
 
 def read_config_file(path: str | Path) -> CampaignConfig:
