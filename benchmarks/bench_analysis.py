@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    from seilab.analysis.ce import CESettings, run_ce_analysis
-    from seilab.analysis.optimize import BOSettings, run_optimization
+    from seilab.analysis.ce import CESettings
+    from seilab.analysis.optimize import BOSettings
+    from seilab.stages.bo_run import run_optimization
+    from seilab.stages.ce import run_ce_analysis
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench_analysis_"))
     base.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ if ! python -c "import torch" 2>/dev/null; then
     || pip install -q torch==2.13.0 \
     || pip install -q "torch>=2.2"
 fi
-pip install -q -e ".[dev,cluster]"
+pip install -q -e ".[ml,cluster,dev]"
 # compile the simulator's kernels into Numba's cache now (about a minute), so that the first
 # simulation after install starts in seconds; later processes load the cache
 python -m seilab.kmc.warmup

@@ -102,6 +102,23 @@ LABELS["n_rxn_f5d"] = "solv_IDP3"
 LABELS["n_rxn_sol2"] = "F5DEE on Li2O"
 
 
+#: The four CE regressors of the paper: name -> title (analysis tables, figures, report).
+REGRESSOR_TITLES: dict[str, str] = {
+    "dense_nn": "DenseNN",
+    "mlp": "MLPRegressor",
+    "xgboost": "XGBoost",
+    "extra_trees": "Extra Trees",
+}
+#: The five failure classifiers, in the paper's order.
+CLASSIFIER_NAMES: tuple[str, ...] = (
+    "LogisticRegression",
+    "RandomForest",
+    "GradientBoosting",
+    "CatBoost",
+    "XGBoost",
+)
+
+
 def label(column: str) -> str:
     """Readable label of a column in the paper's vocabulary (falls back to the name)."""
     return LABELS.get(column, column)

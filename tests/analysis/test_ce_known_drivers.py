@@ -144,7 +144,8 @@ def test_group_conformal_intervals_reach_nominal_coverage(three_pair_sets):
 
 
 def test_surrogate_optimum_stays_within_the_data(three_pair_folders, tmp_path):
-    from seilab.analysis.optimize import BOSettings, run_optimization
+    from seilab.analysis.optimize import BOSettings
+    from seilab.stages.bo_run import run_optimization
 
     data = load_campaign(three_pair_folders[0])
     res = run_optimization(

@@ -15,10 +15,10 @@ from seilab.analysis.optimize import (
     BOSettings,
     convergence_trial,
     resolve_pairs,
-    run_optimization,
     storage_url,
 )
 from seilab.errors import AnalysisError
+from seilab.stages.bo_run import run_optimization
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_verification_loop_feeds_results_back(known_folder, tmp_path):
 def test_verification_batches_get_their_own_folders(tmp_path):
     """A resumed study whose best proposals changed must not hit the old batch's campaign folder
     (a campaign folder refuses other parameter sets); an unchanged batch is reused."""
-    from seilab.analysis.optimize import simulate, verify_campaign_dir
+    from seilab.stages.bo_verify import simulate, verify_campaign_dir
 
     a = [{**DFT_PAIR_ENERGIES, "SFO-Li": 0.4}]
     b = [{**DFT_PAIR_ENERGIES, "SFO-Li": 0.5}]

@@ -17,6 +17,7 @@ from seilab import schema
 from seilab.analysis import failure as fa
 from seilab.analysis.failure_cli import failure_cmd
 from seilab.campaign import load_dataset
+from seilab.stages.failure import run_failure_analysis
 
 SFO_LI = schema.pair_column("SFO-Li")
 
@@ -206,7 +207,7 @@ def test_nothing_fails_gives_a_clear_message(tmp_path: Path) -> None:
 
 def test_too_few_failures_skips_classifiers_with_a_message(tmp_path: Path) -> None:
     data = load_dataset(_few_failures(tmp_path))
-    summary = fa.run_failure_analysis(
+    summary = run_failure_analysis(
         data, tmp_path / "out", cv_splits=3, cv_repeats=1, n_jobs=1, small=True, figures=False
     )
     assert summary["n_failed"] == 2
@@ -231,7 +232,7 @@ def test_every_run_fails_skips_comparisons_with_messages(tmp_path: Path) -> None
         seed=4,
         ce_fn=lambda e, c, rng: np.where(np.asarray(c) >= 6, 40.0, 95.0),
     )
-    summary = fa.run_failure_analysis(
+    summary = run_failure_analysis(
         load_dataset(folder),
         tmp_path / "out",
         early_n=(3,),

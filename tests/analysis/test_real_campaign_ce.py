@@ -24,11 +24,12 @@ from typer.testing import CliRunner
 from seilab import schema
 from seilab.analysis.dataset import build_ce_dataset, train_calib_test_split
 from seilab.analysis.explain import additivity_error, explain_model, explain_tree, sample_rows
-from seilab.analysis.optimize import campaign_simulator_options, storage_url
+from seilab.analysis.optimize import storage_url
 from seilab.analysis.regressors import MODEL_NAMES, make_regressor, regression_metrics
 from seilab.campaign import load_dataset, read_manifest
 from seilab.cli import app
 from seilab.errors import AnalysisError
+from seilab.stages.bo_verify import campaign_simulator_options
 
 runner = CliRunner()
 
@@ -282,3 +283,4 @@ def test_bad_input_gives_one_clear_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err, err
     assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # a user error writes nothing

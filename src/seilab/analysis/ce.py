@@ -1,4 +1,7 @@
-"""``seilab analyze ce``: regressors of the per-cycle CE, their metrics, intervals and SHAP.
+"""The CE analysis (pure): regressors of the per-cycle CE, their metrics, intervals and SHAP.
+
+:func:`analyse_ce` takes a data set and a :class:`CESettings` and returns a :class:`CEResult`; the
+``ce`` stage (:mod:`seilab.stages.ce`, ``seilab analyze ce``) writes its files and figures.
 
 Pipeline (all splits by simulation):
 
@@ -14,7 +17,6 @@ Pipeline (all splits by simulation):
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +31,6 @@ from seilab import schema
 from seilab.analysis.dataset import (
     CEDataset,
     build_ce_dataset,
-    load_campaign,
     train_calib_test_split,
 )
 from seilab.analysis.regressors import (
@@ -45,7 +46,7 @@ from seilab.analysis.uncertainty import (
     exchangeability_pvalue,
     group_conformal_quantile,
 )
-from seilab.errors import AnalysisError
+from seilab.io import versions
 
 
 @dataclass
@@ -109,17 +110,53 @@ class CESettings:
 
 @dataclass
 class CEResult:
-    """What :func:`run_ce_analysis` produced."""
+    """What :func:`analyse_ce` computed.
 
-    out: Path
+    Attributes
+    ----------
+    dataset
+        The feature matrix, target and groups.
+    metrics
+        One row per regressor (train/test metrics, interval width and coverage, fit time).
+    ranking
+        Mean |SHAP| ranking of the explained regressors.
+    models, conformal
+        Fitted regressors and their conformal wrappers.
+    summary
+        JSON-ready summary (settings, data set, split, interval, SHAP, metrics, versions).
+    predictions
+        Every row, every model, with its interval and split.
+    panels
+        Regressor -> train/test targets and predictions (the parity figure's data).
+    explained_rows
+        The test rows explained by SHAP.
+    shap_values
+        Regressor -> its SHAP values (one row per explained row, plus ``row``, ``base_value``).
+    explanations
+        Regressor -> the shap Explanation.
+    stability
+        Ranking stability over refits with shadow features.
+    timings
+        Step -> seconds.
+    out, files
+        Set by the ``ce`` stage once it has written the outputs.
+    """
+
     dataset: CEDataset
     metrics: pd.DataFrame
     ranking: pd.DataFrame
     models: dict[str, Any]
     conformal: dict[str, ConformalRegressor]
+    summary: dict[str, Any] = field(default_factory=dict)
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    panels: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    explained_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    shap_values: dict[str, pd.DataFrame] = field(default_factory=dict)
+    explanations: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    stability: pd.DataFrame = field(default_factory=pd.DataFrame)
+    out: Path | None = None
     files: list[Path] = field(default_factory=list)
+    stability: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class StepTimer:
@@ -151,14 +188,6 @@ class StepTimer:
             self._log(f"{name}: {dt:.1f} s")
 
 
-def _write_table(df: pd.DataFrame, out: Path, stem: str, *, index: bool = False) -> list[Path]:
-    csv = out / f"{stem}.csv"
-    pqt = out / f"{stem}.parquet"
-    df.to_csv(csv, index=index)
-    df.to_parquet(pqt, index=index)
-    return [csv, pqt]
-
-
 def fit_regressor(name: str, est: Any, X: pd.DataFrame, y: pd.Series, groups: pd.Series) -> Any:
     """Fit one regressor; the neural networks draw their early-stopping validation set by
     simulation (:func:`seilab.analysis.regressors.fit_grouped`)."""
@@ -167,56 +196,32 @@ def fit_regressor(name: str, est: Any, X: pd.DataFrame, y: pd.Series, groups: pd
     return fit_grouped(est, X, y, groups)
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries that shape the results."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("seilab", "numpy", "pandas", "scikit-learn", "torch", "xgboost", "shap", "optuna"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            try:
-                out[pkg] = md.version(f"{pkg}-cpu")
-            except md.PackageNotFoundError:
-                out[pkg] = "not installed"
-    return out
-
-
-def run_ce_analysis(
-    folder: str | Path | None,
-    out: str | Path,
+def analyse_ce(
+    data: pd.DataFrame,
     settings: CESettings | None = None,
     *,
-    data: pd.DataFrame | None = None,
-    progress: bool = True,
+    source: str = "in-memory data",
+    progress: bool = False,
 ) -> CEResult:
-    """Run the CE analysis of a campaign folder and write every output to ``out``.
+    """Run the CE analysis on a per-cycle data set (pure: no file, no figure).
 
     Parameters
     ----------
-    folder
-        Campaign folder (see ``docs/schema.md``); ignored when ``data`` is given.
-    out
-        Output folder (created).
-    settings
-        Analysis settings (defaults: :class:`CESettings`).
     data
-        A per-cycle data set already in memory (same schema), instead of a folder.
+        Per-cycle data set (``seilab.campaign.load_dataset``; see ``docs/schema.md``).
+    settings
+        The recipe (defaults: :class:`CESettings`).
+    source
+        Where the data come from (recorded in the summary).
     progress
         Show progress and step times on stderr.
 
     Returns
     -------
     CEResult
-        Metrics, ranking, fitted models, conformal wrappers, step timings and written files.
-
-    Notes
-    -----
-    Outputs: ``metrics.{csv,parquet}``, ``predictions.parquet`` (every row, every model, with
-    its interval), ``parity.png``, ``shap_<model>_<group>.png``, ``shap_ranking.{csv,parquet}``,
-    ``shap_ranking.png``, ``shap_values_<model>.parquet``,
-    ``shap_ranking_stability.{csv,parquet}`` and ``summary.json``.
+        Metrics, predictions, parity panels, fitted models, conformal wrappers, SHAP values and
+        ranking (and its stability), the JSON-ready summary and step timings.  The ``ce``
+        stage (:mod:`seilab.stages.ce`) writes them.
     """
     from seilab.analysis.explain import (
         additivity_error,
@@ -226,21 +231,12 @@ def run_ce_analysis(
         shap_ranking,
         stable_ranking,
     )
-    from seilab.plotting import ce as plots
 
     s = settings or CESettings()
     models = resolve_models(s.models)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     timer = StepTimer(show=progress)
-    files: list[Path] = []
 
     with timer.step("dataset"):
-        source = str(folder) if data is None else "in-memory data"
-        if data is None:
-            if folder is None:
-                raise AnalysisError("no campaign folder given")
-            data = load_campaign(folder)
         ds = build_ce_dataset(data, groups=s.groups, include_cycle=s.include_cycle, source=source)
         split = train_calib_test_split(
             ds.groups, test_size=s.test_size, calib_size=s.calib_size, seed=s.seed
@@ -334,15 +330,10 @@ def run_ce_analysis(
         }
 
     metrics = pd.DataFrame(rows).set_index("model")
-    files += _write_table(metrics.reset_index(), out, "metrics")
-    pred_path = out / "predictions.parquet"
-    pred_table.to_parquet(pred_path, index=False)
-    files.append(pred_path)
-    with timer.step("parity plot"):
-        files.append(plots.parity_grid(panels, metrics, out / "parity.png", titles=MODEL_TITLES))
 
     # ------------------------------------------------------------------ SHAP
     explanations: dict[str, Any] = {}
+    shap_values: dict[str, pd.DataFrame] = {}
     additivity: dict[str, float] = {}
     explain_rows = sample_rows(Xte, s.shap_samples, seed=s.seed, groups=g.iloc[split.test])
     background = sample_rows(Xtr, s.shap_background, seed=s.seed + 1, groups=gtr)
@@ -364,28 +355,10 @@ def run_ce_analysis(
         vals = pd.DataFrame(np.asarray(expl.values), columns=explain_rows.columns)
         vals.insert(0, "row", explain_rows.index.to_numpy())
         vals["base_value"] = np.asarray(expl.base_values).reshape(-1)
-        p = out / f"shap_values_{name}.parquet"
-        vals.to_parquet(p, index=False)
-        files.append(p)
+        shap_values[name] = vals
     ranking = pd.DataFrame()
     if explanations:
         ranking = shap_ranking(explanations, ds.feature_groups)
-        files += _write_table(ranking, out, "shap_ranking")
-        with timer.step("SHAP plots"):
-            files.append(plots.ranking_bars(ranking, out / "shap_ranking.png"))
-            for name, expl in explanations.items():
-                for grp in s.groups:
-                    cols = list(ds.feature_groups[grp])
-                    idx = [list(explain_rows.columns).index(c) for c in cols]
-                    files.append(
-                        plots.beeswarm(
-                            np.asarray(expl.values)[:, idx],
-                            explain_rows[cols].to_numpy(),
-                            cols,
-                            out / f"shap_{name}_{grp}.png",
-                            title=f"SHAP, {MODEL_TITLES[name]}: {GROUP_TITLES.get(grp, grp)}",
-                        )
-                    )
 
     stability = pd.DataFrame()
     stab_models = [m for m in s.stability_models if m]
@@ -406,7 +379,6 @@ def run_ce_analysis(
                 n_background=s.shap_background,
                 feature_groups=ds.feature_groups,
             )
-        files += _write_table(stability, out, "shap_ranking_stability")
 
     summary = {
         "command": "seilab analyze ce",
@@ -465,18 +437,19 @@ def run_ce_analysis(
         "timings_s": timer.timings,
         "versions": versions(),
     }
-    sp = out / "summary.json"
-    sp.write_text(json.dumps(summary, indent=2, default=str))
-    files.append(sp)
     return CEResult(
-        out=out,
+        summary=summary,
+        predictions=pred_table,
+        panels=panels,
+        explained_rows=explain_rows,
+        shap_values=shap_values,
+        explanations=explanations,
         dataset=ds,
         metrics=metrics,
         ranking=ranking,
         models=fitted,
         conformal=conformal,
         timings=timer.timings,
-        files=files,
         stability=stability,
     )
 

@@ -40,10 +40,17 @@ def analyze_ce_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train the four CE regressors, score them, add intervals, and explain them with SHAP."""
-    from seilab.analysis.ce import CESettings, parse_list, run_ce_analysis
+    from seilab.errors import require_extra
+
+    require_extra("ml", "seilab analyze ce")
+    from seilab.analysis.dataset import check_inputs
+
+    check_inputs(folder, out)
+    from seilab.analysis.ce import CESettings, parse_list
     from seilab.analysis.dataset import resolve_groups
     from seilab.analysis.regressors import resolve_models
     from seilab.errors import AnalysisError
+    from seilab.stages.ce import run_ce_analysis
 
     if size not in ("full", "small"):
         raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")
@@ -62,7 +69,7 @@ def analyze_ce_cmd(
         shap_samples=shap_samples,
         shap_background=shap_background,
     )
-    res = run_ce_analysis(folder, out, settings, progress=not quiet)
+    res = run_ce_analysis(folder, out, settings, progress=not quiet)  # warnings -> summary.json
     cols = [
         "test_rmse",
         "test_mae",
@@ -116,33 +123,48 @@ def optimize_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Bayesian optimisation (Optuna TPE) of pair energies on a CE surrogate, optionally verified."""
-    from seilab.analysis.optimize import BOSettings, run_optimization
+    from seilab.errors import require_extra
+
+    require_extra("ml", "seilab optimize")
+    from seilab.analysis.dataset import check_inputs
+
+    check_inputs(folder, out)
+    if ranking is not None and not ranking.is_file():
+        from seilab.errors import AnalysisError
+
+        raise AnalysisError(f"--ranking {ranking}: file not found")
+    from seilab.analysis.optimize import BOSettings
     from seilab.errors import AnalysisError
+    from seilab.io import captured_warnings
+    from seilab.stages.bo import record_bo_outputs
+    from seilab.stages.bo_run import run_optimization
 
     if size not in ("full", "small"):
         raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")
     settings = BOSettings(trials=trials, seed=seed, n_startup_trials=startup, study_name=study_name)
-    res = run_optimization(
-        folder,
-        out,
-        params=params,
-        top_k=top_k,
-        ranking=ranking,
-        settings=settings,
-        surrogate_model=surrogate,
-        size=size,
-        n_jobs=jobs,
-        verify=verify,
-        replicates=replicates,
-        rounds=rounds,
-        simulator_options={
-            "base_model": sim_model,
-            "cycles": sim_cycles,
-            "workers": sim_workers,
-            "seed": seed,
-        },
-        progress=not quiet,
-    )
+    with captured_warnings() as caught:  # recorded in summary.json, not printed
+        res = run_optimization(
+            folder,
+            out,
+            params=params,
+            top_k=top_k,
+            ranking=ranking,
+            settings=settings,
+            surrogate_model=surrogate,
+            size=size,
+            n_jobs=jobs,
+            verify=verify,
+            replicates=replicates,
+            rounds=rounds,
+            simulator_options={
+                "base_model": sim_model,
+                "cycles": sim_cycles,
+                "workers": sim_workers,
+                "seed": seed,
+            },
+            progress=not quiet,
+        )
+    record_bo_outputs(res.out, warnings=caught)
     s = res.summary
     typer.echo(
         f"study {res.study_name!r} in {res.storage}: {s['trials']} trials, converged at trial {res.converged_trial}"

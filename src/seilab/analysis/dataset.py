@@ -77,6 +77,15 @@ class CEDataset:
         return h.hexdigest()[:16]
 
 
+def check_inputs(folder: str | Path, out: str | Path) -> None:
+    """Before any work: ``folder`` is a campaign folder and ``out`` a writable folder."""
+    from seilab.campaign.store import check_campaign_folder
+    from seilab.io import check_writable_dir
+
+    check_campaign_folder(folder)
+    check_writable_dir(out)
+
+
 def load_campaign(folder: str | Path) -> pd.DataFrame:
     """Load the per-cycle data of a campaign folder, with clear errors for bad folders.
 
@@ -91,16 +100,9 @@ def load_campaign(folder: str | Path) -> pd.DataFrame:
         The joined per-cycle data set of :func:`seilab.campaign.load_dataset`.
     """
     from seilab.campaign import load_dataset
+    from seilab.campaign.store import check_campaign_folder
 
-    path = Path(folder)
-    if not path.exists():
-        raise AnalysisError(f"{path}: folder does not exist")
-    if not path.is_dir():
-        raise AnalysisError(f"{path}: not a folder (expected a campaign folder)")
-    if not any(path.iterdir()):
-        raise AnalysisError(
-            f"{path}: folder is empty (expected {schema.MANIFEST} and {schema.RUNS_DIR}/)"
-        )
+    path = check_campaign_folder(folder)
     data = load_dataset(path)
     if data.empty:
         raise AnalysisError(f"{path}: the campaign holds no rows")

@@ -1,43 +1,33 @@
-"""DFT pair-bonding energies of the default model.
+"""DFT pair-bonding energies, read from the default (paper) model file.
 
-The values mirror the ``pairs`` table of the default (paper) model file: they are the
-first-principles energies (eV) the paper compares its Bayesian-optimisation optimum with, and
-the values at which pairs that are not optimised are held.  Keys are the pair names of
+The model file's ``[pairs]`` table holds the first-principles energies (eV) the paper compares its
+Bayesian-optimisation optimum with, and the values at which pairs that are not optimised are
+held.  They are read from there (never typed again here).  Keys are the pair names of
 :data:`seilab.schema.PAIRS`.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from types import MappingProxyType
 
 from seilab import schema
 
-#: DFT pair-bonding energies (eV) of the default model, keyed by pair name (e.g. ``"SFO-Li"``).
-DFT_PAIR_ENERGIES: MappingProxyType[str, float] = MappingProxyType(
-    {
-        "Li-Li": 0.103728287,
-        "F-Li": 0.714559923,
-        "F-F": 0.03369,
-        "F-SOL": 0.5,
-        "SFO-Li": 0.714559923,
-        "SFO-SFO": 0.03369,
-        "SFO-SOL": 0.75,
-        "O-Li": 0.802665683,
-        "O-O": 0.061483735,
-        "O-SOL": 0.5,
-        "F5D-Li": 0.714559923,
-        "F5D-F5D": 0.03369,
-        "F5D-SOL": 0.75,
-        "S-Li": 0.743882148,
-        "S-S": 0.073475469,
-        "S-SOL": 0.5,
-        "N-Li": 0.900038843,
-        "N-N": 0.11657537,
-        "N-SOL": 0.5,
-    }
-)
+#: The model whose pair energies are the DFT values.
+DFT_MODEL = "paper"
 
-assert tuple(DFT_PAIR_ENERGIES) == schema.PAIRS, "DFT table must list every pair of the schema"
+
+@cache
+def dft_pair_energies(model: str = DFT_MODEL) -> MappingProxyType[str, float]:
+    """DFT pair-bonding energies (eV) of a bundled model, keyed by pair name (``"SFO-Li"``)."""
+    from seilab.model import load_model
+
+    pairs = load_model(model).pair_energies()
+    return MappingProxyType({p: float(pairs[p]) for p in schema.PAIRS})
+
+
+#: DFT pair-bonding energies (eV) of the default model, keyed by pair name (e.g. ``"SFO-Li"``).
+DFT_PAIR_ENERGIES: MappingProxyType[str, float] = dft_pair_energies()
 
 
 def dft_pair_columns() -> dict[str, float]:

@@ -60,9 +60,16 @@ def failure_cmd(
     and early warning from the first N cycles.  Writes OUT/failure_summary.json and the tables
     and figures listed in docs/analysis-failure.md.
     """
+    from seilab.errors import require_extra
+
+    require_extra("ml", "seilab analyze failure")
+    from seilab.analysis.dataset import check_inputs
+
+    check_inputs(folder, out)
     from seilab.analysis.dataset import load_campaign
-    from seilab.analysis.failure import EARLY_WARNING_N, run_failure_analysis
+    from seilab.analysis.failure import EARLY_WARNING_N
     from seilab.errors import AnalysisError
+    from seilab.stages.failure import run_failure_analysis
 
     if grouping not in ("run", "cycle"):
         raise AnalysisError(f"--grouping must be 'run' or 'cycle', not {grouping!r}")

@@ -60,6 +60,9 @@ def calibrate_cmd(
         raise CalibrationError(
             f"missing option(s) {', '.join(missing)} (see seilab calibrate --help)"
         )
+    from seilab.errors import require_extra
+
+    require_extra("ml", "seilab calibrate")  # Optuna, and matplotlib for the figures
     from seilab.calibrate.search import calibrate
 
     show = sys.stderr.isatty() if progress is None else progress

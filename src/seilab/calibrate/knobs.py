@@ -116,7 +116,7 @@ _MISSING = object()
 
 
 def _model_value(data: dict[str, Any], key: str) -> Any:
-    from seilab.campaign.runner import _lookup
+    from seilab.campaign.plan import _lookup
 
     parts = key.split(".")
     if parts[0] in ("pair", "pairs") and len(parts) == 2:

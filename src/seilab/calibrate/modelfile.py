@@ -213,7 +213,7 @@ def best_model_text(
             "Every changed key carries its knob, range and range source in a comment.",
         ]
     )
-    from seilab.campaign.runner import _lookup
+    from seilab.campaign.plan import _lookup
 
     changes: dict[str, tuple[Any, str]] = {
         "model.name": (name, ""),

@@ -28,7 +28,6 @@ import pandas as pd
 from seilab.calibrate.spec import CalibrationSpec, TargetSet
 
 TOP = 3
-DPI = 120
 
 
 # ------------------------------------------------------------------------------ tables
@@ -179,17 +178,15 @@ def fig_targets(trials: pd.DataFrame, targets: TargetSet, top: int = TOP):
 
 # ------------------------------------------------------------------------------ writing
 def _atomic_text(text: str, path: Path) -> Path:
-    from seilab.campaign.store import atomic_write_text
+    from seilab.io import atomic_write_text
 
     return atomic_write_text(text, path)
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=DPI)
-    tmp.replace(path)
-    return path
+    from seilab.plotting.style import save_figure  # one DPI, atomic
+
+    return save_figure(fig, path)
 
 
 def write_outputs(

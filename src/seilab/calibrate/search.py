@@ -16,7 +16,6 @@ continues the study (trials interrupted in flight are run again, reusing their f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -90,8 +89,9 @@ def trial_loss(stats: dict[str, float], targets: TargetSet) -> float:
 
 def setting_key(values: dict[str, Any]) -> str:
     """Folder name of a knob setting: 12 hex digits of its canonical JSON."""
-    blob = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    from seilab.io import stable_hash
+
+    return stable_hash(values, 12)
 
 
 @dataclass
@@ -512,8 +512,7 @@ def _write_state(
     identity: dict[str, Any],
 ) -> None:
     """Record what the folder calibrates (spec and targets copied, hashes, versions)."""
-    from seilab.campaign.config import utc_now, versions
-    from seilab.campaign.store import atomic_write_text
+    from seilab.io import atomic_write_text, utc_now, versions
 
     path = out / STATE_FILE
     if path.is_file():

@@ -53,7 +53,6 @@ Targets::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import tomllib
@@ -185,8 +184,9 @@ def _read(path: str | Path, what: str) -> tuple[str, dict[str, Any]]:
 
 
 def _canonical_hash(data: Any) -> str:
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    from seilab.io import stable_hash
+
+    return stable_hash(data)
 
 
 def _is_num(v: Any) -> bool:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from seilab.campaign.backends import slurm_job_script
+    from seilab.campaign.batch import run_param_sets
     from seilab.campaign.config import CampaignConfig
-    from seilab.campaign.runner import plan_campaign, run_campaign, run_param_sets
+    from seilab.campaign.plan import plan_campaign
+    from seilab.campaign.runner import run_campaign
     from seilab.campaign.store import campaign_status, load_dataset, read_manifest
 
 __all__ = [
@@ -39,8 +41,8 @@ __all__ = [
 _LAZY = {
     "CampaignConfig": "seilab.campaign.config",
     "run_campaign": "seilab.campaign.runner",
-    "run_param_sets": "seilab.campaign.runner",
-    "plan_campaign": "seilab.campaign.runner",
+    "run_param_sets": "seilab.campaign.batch",
+    "plan_campaign": "seilab.campaign.plan",
     "slurm_job_script": "seilab.campaign.backends",
     "campaign_status": "seilab.campaign.store",
     "load_dataset": "seilab.campaign.store",

@@ -364,7 +364,9 @@ def open_executor(
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise CampaignError("the dask backend needs dask[distributed]") from None
+            raise CampaignError(
+                "the dask backend needs the 'cluster' extra: pip install 'seilab[cluster]'"
+            ) from None
         _dask_silence()
         closers: list[Any] = []
         cluster = None

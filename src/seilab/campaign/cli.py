@@ -59,6 +59,9 @@ def _echo_result(result: Any, cmd: str) -> None:
 
 def _run(cfg: Any, out: Path, progress: bool | None, cmd: str) -> None:
     from seilab.campaign.runner import run_campaign
+    from seilab.io import check_writable_dir
+
+    check_writable_dir(out)
 
     def on_start(plan: Any, n_todo: int, backend: str, n_done: int) -> None:
         if n_todo:

@@ -8,7 +8,7 @@
 ``[slurm]``      keyword arguments of ``dask_jobqueue.SLURMCluster`` plus ``jobs``,
                  ``minimum_jobs``, ``maximum_jobs``, ``lifetime``, ``lifetime_stagger``
                  (see :mod:`seilab.campaign.backends`; checked by :func:`check_slurm_settings`)
-``[versions]``   seilab, python, numpy, numba, pyarrow, scipy, dask, distributed, dask_jobqueue
+``[versions]``   python and :data:`seilab.io.PROVENANCE_PACKAGES` (:func:`seilab.io.versions`)
 ``[created]``    utc
 
 A campaign's *identity* is what decides its runs and their results: design, seed, replicates,
@@ -21,28 +21,15 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from seilab.errors import CampaignError
+from seilab.io import utc_now, versions  # noqa: F401 - re-exported (older imports)
 
 BACKENDS: tuple[str, ...] = ("process", "dask", "slurm")
-_VERSION_PACKAGES = (
-    "seilab",
-    "numpy",
-    "numba",
-    "pyarrow",
-    "scipy",
-    "pandas",
-    "dask",
-    "distributed",
-    "dask-jobqueue",
-)
 
 
 @dataclass
@@ -285,22 +272,6 @@ def config_from_dict(data: dict[str, Any], *, source: str) -> CampaignConfig:
     if kwargs.get("box") is not None:
         kwargs["box"] = tuple(int(v) for v in kwargs["box"])
     return CampaignConfig(**kwargs)
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages that make or run a campaign."""
-    out = {"python": platform.python_version()}
-    for pkg in _VERSION_PACKAGES:
-        try:
-            out[pkg.replace("-", "_")] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg.replace("-", "_")] = "not installed"
-    return out
-
-
-def utc_now() -> str:
-    """Current UTC time, ISO 8601 to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -------------------------------------------------------------------------- TOML output

@@ -461,7 +461,6 @@ def normalise_sets(sets: Sequence[Mapping[str, Any]], *, source: str) -> list[di
 
 def sets_sha256(sets: Sequence[Mapping[str, Any]]) -> str:
     """Hash of a list of parameter sets (canonical JSON), the identity of ``file``/``sets`` designs."""
-    import hashlib
+    from seilab.io import stable_hash
 
-    blob = json.dumps([dict(s) for s in sets], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return stable_hash([dict(s) for s in sets])

@@ -12,132 +12,35 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seilab import schema
-from seilab.campaign import design as D
+from seilab import io, schema
 from seilab.campaign import store
 from seilab.campaign.config import (
     CampaignConfig,
     dump_toml,
     identity_diff,
     utc_now,
-    versions,
 )
-from seilab.campaign.task import RunTask, format_error, process_alive, run_one
-from seilab.errors import CampaignError, SeilabError
 
 #: A run whose worker process dies this many times (pool broken while it was in flight) is
 #: recorded as failed instead of being retried again.
+from seilab.campaign.plan import CampaignPlan, PlannedRun, plan_campaign, plan_summary
+from seilab.campaign.task import RunTask, format_error, process_alive, run_one
+from seilab.errors import CampaignError
+from seilab.io import sigterm_as_interrupt
+
 MAX_WORKER_DEATHS = 3
 #: Minimum seconds between two manifest writes while a campaign runs (always written at the end).
 MANIFEST_INTERVAL_S = 2.0
-
-
-@dataclass
-class PlannedRun:
-    """A run of the plan: its spec, the overrides it runs with, its resolved parameters.
-
-    Attributes
-    ----------
-    spec
-        Id, design set, index, replicate, seed, own parameters.
-    overrides
-        Every override applied to the base model (campaign-wide first, then the run's own).
-    pairs
-        Resolved pair energies (eV) by pair name.
-    params
-        Resolved values of the varied non-pair model keys.
-    error
-        Why the parameters are invalid (the run is recorded as failed without running).
-    """
-
-    spec: D.RunSpec
-    overrides: dict[str, Any]
-    pairs: dict[str, float | None]
-    params: dict[str, Any]
-    error: str | None = None
-
-
-@dataclass
-class CampaignPlan:
-    """A validated campaign: configuration, base model and the list of runs."""
-
-    config: CampaignConfig
-    base_model: Any
-    pairs: list[str]
-    varied_pairs: list[str] | None
-    param_keys: list[str]
-    campaign_overrides: dict[str, Any]
-    set_overrides: dict[str, Any]
-    cycles: int
-    box: list[int]
-    model_sha256: str
-    runs: list[PlannedRun]
-    param_sets: list[dict[str, Any]] | None = None
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        """What must match when a folder is resumed (see :mod:`seilab.campaign.config`)."""
-        c = self.config
-        return {
-            "design": c.design,
-            "seed": int(c.seed),
-            "replicates": int(c.replicates),
-            "n": None if c.n is None else int(c.n),
-            "pairs": self.varied_pairs,
-            "param_sets_sha256": D.sets_sha256(self.param_sets) if self.param_sets else None,
-            "n_runs": len(self.runs),
-            "model_sha256": self.model_sha256,
-            "cycles": self.cycles,
-            "box": self.box,
-            "set": self.set_overrides or None,
-        }
-
-    def config_document(self) -> dict[str, Any]:
-        """Content of ``campaign.toml``."""
-        c = self.config
-        ident = self.identity
-        return {
-            "campaign": {
-                "design": c.design,
-                "seed": ident["seed"],
-                "replicates": ident["replicates"],
-                "n": ident["n"],
-                "pairs": ident["pairs"],
-                "file": None if c.file is None else str(Path(c.file).resolve()),
-                "param_sets_file": store.PARAM_SETS_FILE if self.param_sets else None,
-                "param_sets_sha256": ident["param_sets_sha256"],
-                "n_runs": ident["n_runs"],
-                "seed_scheme": D.SEED_SCHEME,
-            },
-            "simulator": {
-                "model": str(c.model),
-                "model_sha256": self.model_sha256,
-                "cycles": self.cycles,
-                "box": self.box,
-                "set": self.set_overrides or None,
-            },
-            "execution": {
-                "backend": c.backend,
-                "workers": c.workers,
-                "scheduler": c.scheduler,
-            },
-            "slurm": dict(c.slurm) or None,
-            "versions": versions(),
-            "created": {"utc": utc_now()},
-        }
 
 
 @dataclass
@@ -179,185 +82,12 @@ class CampaignResult:
         return int(self.counts.get("failed", 0))
 
 
-# ------------------------------------------------------------------------------ planning
-def _lookup(data: Any, key: str) -> Any:
-    """Value of a dotted model key in ``Model.to_dict()`` (reactions addressed by name)."""
-    node = data
-    for part in key.split("."):
-        if isinstance(node, list):
-            match = [r for r in node if isinstance(r, dict) and r.get("name") == part]
-            if not match:
-                return None
-            node = match[0]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None
-    return node
-
-
-def _canonical_params(
-    params: Mapping[str, Any], pairs: Sequence[str], where: str
-) -> tuple[dict[str, Any], str | None]:
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        ck = D.canonical_key(k, pairs)
-        if ck in out:
-            return out, f"{where}: parameter {ck!r} is given twice"
-        out[ck] = v
-    return out, None
-
-
-def plan_campaign(config: CampaignConfig) -> CampaignPlan:
-    """Validate a configuration and expand its design into runs (writes nothing).
-
-    Raises
-    ------
-    CampaignError, ModelError
-        Invalid design arguments, options or campaign-wide model overrides.
-    """
-    from seilab.model import load_model
-
-    config.check()
-    D.check_design_args(
-        config.design,
-        n=config.n,
-        pairs=config.pairs,
-        file=config.file,
-        replicates=config.replicates,
-        seed=config.seed,
-        has_sets=config.param_sets is not None,
-    )
-    base = load_model(config.model)
-    pairs = list(base.pair_energies())
-    set_over: dict[str, Any] = {}
-    for k, v in (config.set or {}).items():
-        set_over[D.override_key(D.canonical_key(k, pairs), pairs)] = v
-    camp_over = dict(set_over)
-    if config.box is not None:
-        camp_over["lattice.box"] = [int(v) for v in config.box]
-    if config.cycles is not None:
-        camp_over["protocol.cycles"] = int(config.cycles)
-    camp_model = base.with_overrides(camp_over) if camp_over else base
-    spec = camp_model.spec
-    varied = None
-    if config.design in ("oat", "random", "sobol", "paper"):
-        varied = D.resolve_pairs(config.pairs, pairs)
-    param_sets: list[dict[str, Any]] | None = None
-    if config.design in ("file", "sets"):
-        if config.param_sets is not None:
-            param_sets = D.normalise_sets(config.param_sets, source="parameter sets")
-        else:
-            param_sets = D.read_param_file(str(config.file))
-        if not param_sets:
-            raise CampaignError("the design has no parameter sets")
-    groups = D.design_sets(
-        config.design,
-        pairs=varied or pairs,
-        n=config.n,
-        campaign_seed=int(config.seed),
-        param_sets=param_sets,
-    )
-    specs = D.expand(groups, replicates=int(config.replicates), campaign_seed=int(config.seed))
-    base_pairs = camp_model.pair_energies()
-    runs: list[PlannedRun] = []
-    param_keys: list[str] = []
-    seen_keys: set[str] = set()
-    cache: dict[str, tuple[dict, dict, str | None]] = {}
-    for s in specs:
-        where = f"{s.design_set} set {s.index}"
-        params, err = _canonical_params(s.params, pairs, where)
-        own = {D.override_key(k, pairs): v for k, v in params.items()}
-        full = {**camp_over, **own}
-        for k in params:
-            if k not in pairs and k not in seen_keys:
-                seen_keys.add(k)
-                param_keys.append(k)
-        ckey = json.dumps(own, sort_keys=True, default=str)
-        if ckey not in cache:
-            res_pairs: dict[str, float | None] = dict(base_pairs)
-            res_params: dict[str, Any] = {}
-            error = err
-            if error is None:
-                try:
-                    m = base.with_overrides(full)
-                    res_pairs = dict(m.pair_energies())
-                    data = m.to_dict()
-                    res_params = {k: _lookup(data, k) for k in params if k not in pairs}
-                except SeilabError as exc:
-                    error = f"invalid parameters ({where}): {exc}"
-                except Exception as exc:  # noqa: BLE001 - any bad value is this run's failure
-                    error = f"invalid parameters ({where}): {format_error(exc)}"
-            if error is not None:
-                for k, v in params.items():
-                    if k in pairs:
-                        ok = isinstance(v, int | float) and not isinstance(v, bool)
-                        res_pairs[k] = float(v) if ok else None
-                    else:
-                        res_params[k] = v
-            cache[ckey] = (res_pairs, res_params, error)
-        res_pairs, res_params, error = cache[ckey]
-        runs.append(PlannedRun(s, full, dict(res_pairs), dict(res_params), error))
-    return CampaignPlan(
-        config=config,
-        base_model=base,
-        pairs=pairs,
-        varied_pairs=varied,
-        param_keys=param_keys,
-        campaign_overrides=camp_over,
-        set_overrides=set_over,
-        cycles=int(spec.protocol.cycles),
-        box=[int(v) for v in spec.lattice.box],
-        model_sha256=camp_model.sha256,
-        runs=runs,
-        param_sets=param_sets,
-    )
-
-
 # ------------------------------------------------------------------------------ folder
-@contextmanager
 def folder_lock(
     folder: Path, *, what: str = "campaign folder", error: type[Exception] = CampaignError
-) -> Iterator[None]:
-    """Hold ``DIR/.lock`` (``fcntl.flock``, non-blocking) for the duration of the block.
-
-    Parameters
-    ----------
-    folder
-        The folder to lock.
-    what, error
-        How the folder is named in the error, and the exception raised.
-
-    Raises
-    ------
-    CampaignError
-        "campaign folder DIR is in use by another process (pid N)".
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        yield
-        return
-    path = folder / store.LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        try:
-            pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        finally:
-            os.close(fd)
-        raise error(f"{what} {folder} is in use by another process (pid {pid})") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+):
+    """:func:`seilab.io.folder_lock` with the campaign's wording and error."""
+    return io.folder_lock(folder, what=what, error=error)
 
 
 def _check_target(out: Path) -> None:
@@ -558,26 +288,6 @@ class _ManifestWriter:
         meta = {"sessions": [*self.sessions, self.session], "n_runs": len(self.states)}
         store.write_manifest(self.out, self.records(), self.schema, meta)
         self.last = time.perf_counter()
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only) so the manifest gets written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        # A second SIGTERM kills at once: the first one's KeyboardInterrupt can be lost when it
-        # arrives inside a ctypes callback (Numba compiling in this process).
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 class _Progress:
@@ -826,125 +536,6 @@ def run_campaign(
     )
 
 
-# ------------------------------------------------------------------------------ Python API
-def run_param_sets(
-    param_sets: Sequence[Mapping[str, Any]],
-    replicates: int = 1,
-    out_dir: str | Path | None = None,
-    *,
-    base_model: str | Path = "paper",
-    cycles: int | None = None,
-    box: Sequence[int] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    backend: str = "process",
-    workers: int | None = None,
-    seed: int = 0,
-    scheduler: str | None = None,
-    progress: bool = False,
-) -> Any:
-    """Simulate parameter sets (``replicates`` seeds each) as a resumable campaign folder.
-
-    Parameters
-    ----------
-    param_sets
-        One dict per set, keyed by pair name (``"SFO-Li"``) or model key
-        (``"protocol.event_budget"``).
-    replicates
-        Seeds per set.
-    out_dir
-        Campaign folder (re-running with the same arguments resumes it; other arguments on an
-        existing folder are refused).
-    base_model
-        Bundled model name or TOML path.
-    cycles, box, overrides
-        Campaign-wide simulator options (``overrides`` = ``--set``).
-    backend, workers, scheduler
-        Execution backend (``process``, ``dask``, ``slurm``).
-    seed
-        Campaign seed (run seeds derive from it, see :mod:`seilab.campaign.design`).
-    progress
-        Show a progress bar.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per run: ``spec`` (index into ``param_sets``), ``replicate``, ``run_id``, the
-        parameters as given, ``seed``, ``status``, ``ce_mean_pct`` (mean of ``ce_pct`` over the
-        run's cycles, NaN-skipping; NaN for failed runs), ``n_cycles``, ``end_reason``,
-        ``wall_s``, ``error``.
-    """
-    import numpy as np
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    if out_dir is None:
-        raise CampaignError("run_param_sets needs out_dir (the campaign folder)")
-    sets = D.normalise_sets(list(param_sets), source="param_sets")
-    if not sets:
-        raise CampaignError("run_param_sets: param_sets is empty")
-    cfg = CampaignConfig(
-        design="sets",
-        param_sets=sets,
-        replicates=int(replicates),
-        seed=int(seed),
-        model=str(base_model),
-        cycles=cycles,
-        box=None if box is None else tuple(int(v) for v in box),
-        set=dict(overrides or {}),
-        backend=backend,
-        workers=workers,
-        scheduler=scheduler,
-    )
-    result = run_campaign(cfg, out_dir, progress=progress)
-    man = store.read_manifest(result.folder)
-    rows = []
-    keys: list[str] = []
-    for s in sets:
-        keys += [k for k in s if k not in keys]
-    for r in man.itertuples(index=False):
-        rec = r._asdict()
-        spec = int(rec["design_index"])
-        ce = float("nan")
-        path = store.run_path(result.folder, rec["run_id"])
-        if rec["status"] == "done" and path.is_file():
-            col = pq.read_table(path, columns=[schema.TARGET]).column(0)
-            vals = np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
-            ce = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-        row = {"spec": spec, "replicate": int(rec["replicate"]), "run_id": rec["run_id"]}
-        row.update({k: sets[spec].get(k) for k in keys})
-        row.update(
-            seed=int(rec["seed"]),
-            status=rec["status"],
-            ce_mean_pct=ce,
-            n_cycles=rec["n_cycles"],
-            end_reason=rec["end_reason"],
-            wall_s=rec["wall_s"],
-            error=rec["error"],
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def plan_summary(plan: CampaignPlan, limit: int = 5) -> list[str]:
-    """Lines describing a plan (``seilab campaign run --dry-run``)."""
-    by_set = Counter(r.spec.design_set for r in plan.runs)
-    lines = [
-        f"design {plan.config.design}: {len(plan.runs)} runs ("
-        + ", ".join(f"{k} {v}" for k, v in by_set.items())
-        + f"), {plan.config.replicates} replicate(s), campaign seed {plan.config.seed}",
-        f"model {plan.config.model}: {plan.cycles} cycles, box {plan.box}"
-        + (f", --set {plan.set_overrides}" if plan.set_overrides else ""),
-    ]
-    bad = [r for r in plan.runs if r.error]
-    if bad:
-        lines.append(f"{len(bad)} run(s) have invalid parameters, e.g. {bad[0].error}")
-    for r in plan.runs[:limit]:
-        lines.append(f"  {r.spec.run_id}  seed {r.spec.seed}  {r.spec.params}")
-    if len(plan.runs) > limit:
-        lines.append(f"  ... ({len(plan.runs) - limit} more)")
-    return lines
-
-
 __all__ = [
     "CampaignPlan",
     "CampaignResult",
@@ -953,5 +544,4 @@ __all__ = [
     "plan_campaign",
     "plan_summary",
     "run_campaign",
-    "run_param_sets",
 ]

@@ -15,7 +15,6 @@ A run is finished if and only if ``runs/<run_id>.parquet`` exists and is readabl
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from seilab import schema
 from seilab.errors import AnalysisError
+from seilab.io import LOCK_FILE, atomic_write_parquet, atomic_write_text  # noqa: F401 - re-exported
 
 #: Manifest columns written by seilab besides :data:`seilab.schema.MANIFEST_COLUMNS`, the
 #: ``e_pair_*_ev`` columns and the ``param.*`` columns.
@@ -36,7 +36,6 @@ EXTRA_MANIFEST_COLUMNS: tuple[str, ...] = ("design_index", "replicate")
 MANIFEST_METADATA_KEY = b"seilab_campaign"
 #: Where a run file that exists but cannot be read is moved (never left among ``runs/``).
 QUARANTINE_DIR = "quarantine"
-LOCK_FILE = ".lock"
 PARAM_SETS_FILE = "param_sets.json"
 PARAM_PREFIX = "param."
 
@@ -54,6 +53,28 @@ _BASE_TYPES: dict[str, pa.DataType] = {
     "design_index": pa.int32(),
     "replicate": pa.int32(),
 }
+
+
+def check_campaign_folder(folder: str | Path) -> Path:
+    """Check, before any work, that ``folder`` is a campaign folder (it has a manifest).
+
+    Raises
+    ------
+    AnalysisError
+        One line: the folder does not exist, is not a folder, is empty or has no manifest.
+    """
+    path = Path(folder)
+    if not path.exists():
+        raise AnalysisError(f"{path}: folder does not exist")
+    if not path.is_dir():
+        raise AnalysisError(f"{path}: not a folder (expected a campaign folder)")
+    if not any(path.iterdir()):
+        raise AnalysisError(
+            f"{path}: folder is empty (expected {schema.MANIFEST} and {schema.RUNS_DIR}/)"
+        )
+    if not (path / schema.MANIFEST).is_file():
+        raise AnalysisError(f"{path}: no {schema.MANIFEST}; not a campaign folder")
+    return path
 
 
 def run_path(folder: str | Path, run_id: str) -> Path:
@@ -213,37 +234,6 @@ def manifest_table(
             {MANIFEST_METADATA_KEY: json.dumps(metadata).encode()}
         )
     return table
-
-
-def atomic_write_parquet(table: pa.Table, path: str | Path) -> Path:
-    """Write Parquet to ``.<name>.tmp-<pid>`` beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write a text file via a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def write_manifest(

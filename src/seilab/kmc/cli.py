@@ -54,11 +54,13 @@ def simulate_cmd(
 ) -> None:
     """Simulate charge/discharge cycling of a Li slab and write the per-cycle table."""
     from seilab.errors import ModelError
+    from seilab.io import check_writable_dir, check_writable_file
     from seilab.kmc import simulate
     from seilab.model import load_model
 
     if out.suffix != ".parquet":
         raise ModelError(f"--out {out}: the output must be a .parquet file")
+    check_writable_file(out)  # before the simulation, not after it
     m = load_model(model, parse_sets(set_))
     snaps: list[int] = []
     if snapshots:
@@ -69,6 +71,8 @@ def simulate_cmd(
                 f"--snapshots {snapshots!r}: expected cycle numbers like '1,50,100'"
             ) from None
     sdir = snapshot_dir or out.with_name(out.stem + "_xyz")
+    if snaps:
+        check_writable_dir(sdir, option="--snapshot-dir")
     res = simulate(
         m, cycles=cycles, seed=seed, box=box, snapshots=snaps, snapshot_dir=sdir, progress=progress
     )

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pyarrow as pa
 
 from seilab import schema
 from seilab.errors import ModelError
+from seilab.io import utc_now
 from seilab.kmc import kernels as K
 from seilab.kmc.compile import Compiled, compile_model, new_dynamic
 from seilab.kmc.state import State
@@ -75,22 +75,11 @@ class RunResult:
 
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Write a table to Parquet via a temporary file in the same folder, then rename."""
-    import os
-
-    import pyarrow.parquet as pq
+    from seilab.io import atomic_write_parquet
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_parquet(table, path)
 
 
 class Simulation:
@@ -482,7 +471,7 @@ def simulate(
             bar.stop()
     metadata["end_reason"] = end_reason
     metadata["wall_s"] = round(time.perf_counter() - t0, 4)
-    metadata["created_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    metadata["created_utc"] = utc_now()
     table = build_table(sim, rows, metadata)
     return RunResult(
         table, end_reason, {k: v for k, v in metadata.items() if not k.startswith("_")}

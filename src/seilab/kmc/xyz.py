@@ -38,7 +38,6 @@ def write_xyz(sim, path: str | Path, comment: str = "", background: bool = False
             f"{_SYMBOL.get(name, name)} {pos[k, 0]:.4f} {pos[k, 1]:.4f} {pos[k, 2]:.4f} "
             f"{name} {i} {int(chg[i])} {TYPE_NAMES[lat.site_type[i]]}"
         )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
-    return path
+    from seilab.io import atomic_write_text
+
+    return atomic_write_text("\n".join(lines) + "\n", path)

@@ -15,8 +15,6 @@ Examples
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from seilab.errors import ModelError
+from seilab.io import text_hash
 from seilab.model.schema import ModelSpec
 
 __all__ = ["Model", "ModelSpec", "available_models", "load_model", "model_text", "parse_value"]
@@ -153,8 +152,9 @@ class Model:
     @property
     def sha256(self) -> str:
         """SHA-256 of the resolved model (file plus overrides), canonical JSON."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        from seilab.io import stable_hash
+
+        return stable_hash(self.to_dict())
 
     def with_overrides(self, overrides: dict[str, Any]) -> Model:
         """Return a new model with values replaced.
@@ -235,5 +235,5 @@ def load_model(
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"{source}: malformed TOML: {exc}") from None
     spec = _validate(source, data)
-    model = Model(spec, source, hashlib.sha256(text.encode()).hexdigest())
+    model = Model(spec, source, text_hash(text))
     return model.with_overrides(overrides) if overrides else model

@@ -7,40 +7,24 @@ as PNG.  Axis labels carry units; feature names use the paper's vocabulary
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from seilab import schema
+from seilab.plotting.style import new_figure
 
-DPI = 150
-
-
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
 
 
 def parity_grid(
     panels: Mapping[str, Mapping[str, np.ndarray]],
     metrics: pd.DataFrame,
-    path: str | Path,
     *,
     titles: Mapping[str, str] | None = None,
-) -> Path:
+) -> Figure:
     """Parity plots (predicted against simulated CE), one panel per model, train and test.
 
     Parameters
@@ -49,8 +33,6 @@ def parity_grid(
         Model name -> ``{"y_train", "pred_train", "y_test", "pred_test"}`` arrays.
     metrics
         Metrics table indexed by model (``test_rmse``, ``test_r2``, ``train_r2`` columns used).
-    path
-        PNG file.
     titles
         Model name -> panel title.
     """
@@ -58,7 +40,7 @@ def parity_grid(
     n = len(names)
     ncol = 2 if n > 1 else 1
     nrow = int(np.ceil(n / ncol))
-    fig = _figure(5.0 * ncol, 4.6 * nrow)
+    fig = new_figure(5.0 * ncol, 4.6 * nrow)
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     allv = np.concatenate([np.concatenate([p["y_train"], p["y_test"]]) for p in panels.values()])
     lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
@@ -108,120 +90,33 @@ def parity_grid(
         ax.legend(loc="lower right", fontsize=8, markerscale=3)
     for ax in axes[n:]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return fig
 
 
-def _swarm_offsets(x: np.ndarray, nbins: int = 100, row_height: float = 0.4) -> np.ndarray:
-    """Vertical offsets that spread points with similar x into a swarm (as shap's beeswarm)."""
-    n = len(x)
-    if n == 0:
-        return np.zeros(0)
-    span = float(np.ptp(x)) or 1.0
-    q = np.round(nbins * (x - x.min()) / span).astype(int)
-    order = np.argsort(q + np.random.default_rng(0).random(n) * 1e-3)
-    ys = np.zeros(n)
-    layer = 0
-    last = None
-    for i in order:
-        if q[i] != last:
-            layer = 0
-        ys[i] = np.ceil(layer / 2) * ((layer % 2) * 2 - 1)
-        layer += 1
-        last = q[i]
-    mx = np.max(np.abs(ys)) or 1.0
-    return ys * (row_height / mx)
-
-
-def beeswarm(
-    values: np.ndarray,
-    data: np.ndarray,
-    columns: Sequence[str],
-    path: str | Path,
-    *,
-    title: str,
-    max_display: int = 20,
-) -> Path:
-    """SHAP beeswarm: one row per feature (most important on top), points coloured by value.
-
-    Parameters
-    ----------
-    values
-        SHAP values (rows x features), percentage points of CE.
-    data
-        Feature values (rows x features).
-    columns
-        Feature column names (labelled in the paper's vocabulary).
-    path
-        PNG file.
-    title
-        Figure title.
-    max_display
-        Features shown at most.
-    """
-    from matplotlib import colormaps
-
-    values = np.asarray(values, dtype=float)
-    data = np.asarray(data, dtype=float)
-    imp = np.abs(values).mean(axis=0)
-    order = np.argsort(imp)[::-1][:max_display][::-1]  # least important at the bottom
-    k = len(order)
-    fig = _figure(7.0, 1.2 + 0.42 * k)
-    ax = fig.add_subplot()
-    cmap = colormaps["viridis"]
-    for row, j in enumerate(order):
-        v = values[:, j]
-        d = data[:, j]
-        lo, hi = np.nanpercentile(d, 5), np.nanpercentile(d, 95)
-        if hi <= lo:
-            lo, hi = np.nanmin(d), np.nanmax(d)
-        c = np.clip((d - lo) / (hi - lo), 0, 1) if hi > lo else np.full(len(d), 0.5)
-        ax.scatter(
-            v, row + _swarm_offsets(v), c=cmap(c), s=9, alpha=0.85, linewidths=0, rasterized=True
-        )
-    ax.axvline(0, color="#555555", lw=0.8)
-    ax.set_yticks(range(k))
-    ax.set_yticklabels([schema.label(columns[j]) for j in order])
-    ax.set_ylim(-0.7, k - 0.3)
-    ax.set_xlabel("SHAP value (impact on predicted CE, percentage points)")
-    ax.set_title(title)
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    cb = fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=ax, aspect=30, pad=0.01)
-    cb.set_ticks([0, 1])
-    cb.set_ticklabels(["low", "high"])
-    cb.set_label("feature value")
-    return _save(fig, path)
-
-
-def ranking_bars(ranking: pd.DataFrame, path: str | Path, *, top: int = 15) -> Path:
+def ranking_bars(ranking: pd.DataFrame, *, top: int = 15) -> Figure:
     """Horizontal bars of mean |SHAP| per feature, one panel per model."""
     models = list(dict.fromkeys(ranking["model"]))
-    fig = _figure(5.5 * len(models), 0.8 + 0.35 * top)
+    fig = new_figure(5.5 * len(models), 0.8 + 0.35 * top)
     axes = np.atleast_1d(fig.subplots(1, len(models), squeeze=False)).ravel()
     for ax, m in zip(axes, models, strict=True):
         sub = ranking[ranking["model"] == m].nsmallest(top, "rank_overall")[::-1]
         ax.barh(sub["label"], sub["mean_abs_shap"], color="#1f4e9c")
         ax.set_xlabel("mean |SHAP| (percentage points of CE)")
         ax.set_title(m)
-    return _save(fig, path)
+    return fig
 
 
-def optimisation_history(
-    history: pd.DataFrame, path: str | Path, *, converged_trial: int | None
-) -> Path:
+def optimisation_history(history: pd.DataFrame, *, converged_trial: int | None) -> Figure:
     """Objective per trial and best-so-far, with the convergence trial marked.
 
     Parameters
     ----------
     history
         Columns ``trial`` (0-based number), ``value`` (predicted CE, %), ``best_so_far``.
-    path
-        PNG file.
     converged_trial
         Trial number at which the search converged (vertical line), or None.
     """
-    fig = _figure(7.0, 4.2)
+    fig = new_figure(7.0, 4.2)
     ax = fig.add_subplot()
     ax.scatter(history["trial"], history["value"], s=12, color="#7f7f7f", label="trial")
     ax.step(
@@ -244,15 +139,14 @@ def optimisation_history(
     ax.set_ylabel("predicted mean CE (%)")
     ax.set_title("Bayesian optimisation (TPE) of pair-bonding energies")
     ax.legend(loc="lower right", fontsize=9)
-    return _save(fig, path)
+    return fig
 
 
 def pair_curves(
     curves: Mapping[str, pd.DataFrame],
     dft: Mapping[str, float],
     best: Mapping[str, float],
-    path: str | Path,
-) -> Path:
+) -> Figure:
     """Predicted CE against each optimised pair energy (others at the optimum), DFT marked.
 
     Parameters
@@ -263,13 +157,11 @@ def pair_curves(
         Pair name -> DFT energy (eV), drawn as a red vertical line.
     best
         Pair name -> optimum energy (eV), drawn as a marker.
-    path
-        PNG file.
     """
     n = len(curves)
     ncol = min(3, n)
     nrow = int(np.ceil(n / ncol))
-    fig = _figure(4.2 * ncol, 3.4 * nrow)
+    fig = new_figure(4.2 * ncol, 3.4 * nrow)
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     for ax, (pair, df) in zip(axes, curves.items(), strict=False):
         if {"lower", "upper"} <= set(df.columns):
@@ -299,19 +191,18 @@ def pair_curves(
         ax.legend(fontsize=7, loc="best")
     for ax in axes[n:]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return fig
 
 
 def surface_3d(
     e1: np.ndarray,
     e2: np.ndarray,
     ce: np.ndarray,
-    path: str | Path,
     *,
     names: tuple[str, str],
     dft: tuple[float, float],
     best: tuple[float, float] | None = None,
-) -> Path:
+) -> Figure:
     """3D surface of predicted CE over two pair energies (e.g. SFO-Li x F-Li).
 
     Parameters
@@ -320,8 +211,6 @@ def surface_3d(
         Grids (eV) of the two energies (1-D).
     ce
         Predicted CE (%), shape ``(len(e2), len(e1))``.
-    path
-        PNG file.
     names
         Pair names of the two axes.
     dft
@@ -329,7 +218,7 @@ def surface_3d(
     best
         Optimum energies, marked on the surface.
     """
-    fig = _figure(7.0, 5.6)
+    fig = new_figure(7.0, 5.6)
     ax = fig.add_subplot(projection="3d")
     E1, E2 = np.meshgrid(e1, e2)
     ax.plot_surface(E1, E2, ce, cmap="viridis", edgecolor="none", alpha=0.9)
@@ -357,10 +246,10 @@ def surface_3d(
     ax.set_zlabel("predicted mean CE (%)")
     ax.set_title(f"Predicted CE over {names[0]} x {names[1]}")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def verification(report: pd.DataFrame, path: str | Path) -> Path:
+def verification(report: pd.DataFrame) -> Figure:
     """Predicted (surrogate) against simulated mean CE of verified proposals, with spread.
 
     Parameters
@@ -368,10 +257,8 @@ def verification(report: pd.DataFrame, path: str | Path) -> Path:
     report
         Columns ``label``, ``predicted_ce_pct``, ``predicted_lower``, ``predicted_upper``,
         ``simulated_ce_pct``, ``simulated_std`` (replicate standard deviation).
-    path
-        PNG file.
     """
-    fig = _figure(6.0, 5.0)
+    fig = new_figure(6.0, 5.0)
     ax = fig.add_subplot()
     x = report["simulated_ce_pct"].to_numpy(float)
     y = report["predicted_ce_pct"].to_numpy(float)
@@ -416,4 +303,4 @@ def verification(report: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("surrogate-predicted mean CE (%)")
     ax.set_title("Verification of BO proposals in the simulator")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig

@@ -8,43 +8,21 @@ greys); curves differ by line style and marker as well as by colour.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from seilab import schema
+from seilab.plotting.style import CMAP, LINE_STYLES, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from seilab.analysis.failure import ClassifierResults, IntervalTable
 
-#: Sequential colour map of the heatmaps (monotone in lightness, so greyscale-safe).
-HEATMAP_CMAP = "viridis"
-#: Line styles and markers that tell curves apart without colour.
-_STYLES = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ((0, (5, 1, 1, 1)), "v")]
-_DPI = 200
-
-
-def _figure(width: float, height: float) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
-    return path
+HEATMAP_CMAP = CMAP
+_STYLES = LINE_STYLES
 
 
 def _text_colour(value: float, cmap: Any, vmin: float = 0.0, vmax: float = 1.0) -> str:
@@ -72,23 +50,21 @@ def _annotated_heatmap(ax: Any, values: np.ndarray, cmap_name: str, fmt: str = "
     return im
 
 
-def plot_ce_interval_heatmap(table: IntervalTable, path: str | Path) -> Path:
+def plot_ce_interval_heatmap(table: IntervalTable) -> Figure:
     """Heatmap of the mean min-max-normalised features in each CE interval.
 
     Parameters
     ----------
     table
         :func:`seilab.analysis.failure.ce_interval_table` result.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
     norm = table.normalised
     n_feat, n_int = norm.shape
-    fig = _figure(1.0 + 0.75 * n_int + 1.8, 1.2 + 0.32 * n_feat)
+    fig = new_figure(1.0 + 0.75 * n_int + 1.8, 1.2 + 0.32 * n_feat)
     ax = fig.add_subplot()
     im = _annotated_heatmap(ax, norm.to_numpy(dtype=float), HEATMAP_CMAP)
     ax.set_yticks(range(n_feat), [schema.label(f) for f in norm.index], fontsize=8)
@@ -103,25 +79,23 @@ def plot_ce_interval_heatmap(table: IntervalTable, path: str | Path) -> Path:
     )
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
     cb.set_label("mean min-max-normalised value (0-1, dimensionless)")
-    return _save(fig, path)
+    return fig
 
 
-def plot_failure_vs_nonfailure(table: pd.DataFrame, path: str | Path) -> Path:
+def plot_failure_vs_nonfailure(table: pd.DataFrame) -> Figure:
     """Heatmap of the normalised means of the failure and non-failure groups plus the relative change.
 
     Parameters
     ----------
     table
         :func:`seilab.analysis.failure.failure_vs_nonfailure_table` result.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
     n_feat = len(table)
-    fig = _figure(8.0, 1.2 + 0.32 * n_feat)
+    fig = new_figure(8.0, 1.2 + 0.32 * n_feat)
     ax, bx = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1.0, 1.6]})
     vals = table[["norm_nonfailure", "norm_failure"]].to_numpy(dtype=float)
     im = _annotated_heatmap(ax, vals, "cividis")
@@ -148,12 +122,12 @@ def plot_failure_vs_nonfailure(table: pd.DataFrame, path: str | Path) -> Path:
     bx.set_xlim(-1.35 * lim - 1e-9, 1.35 * lim + 1e-9)
     bx.set_xlabel("relative change, failure vs non-failure (%)")
     bx.set_title("100 (failure - non-failure) / |non-failure| of the raw means", fontsize=9)
-    return _save(fig, path)
+    return fig
 
 
 def plot_failure_cycle_box(
-    outcomes: pd.DataFrame, stats: dict[str, Any], threshold: float, path: str | Path
-) -> Path:
+    outcomes: pd.DataFrame, stats: dict[str, Any], threshold: float
+) -> Figure:
     """Boxplot of the failure cycle of the failing runs, with its summary statistics.
 
     Parameters
@@ -164,15 +138,13 @@ def plot_failure_cycle_box(
         :func:`seilab.analysis.failure.failure_cycle_stats` result.
     threshold
         Failure threshold (%), for the axis label.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
     fc = outcomes["failure_cycle"].dropna().to_numpy(dtype=float)
-    fig = _figure(6.5, 2.8)
+    fig = new_figure(6.5, 2.8)
     ax = fig.add_subplot()
     import matplotlib
 
@@ -207,28 +179,26 @@ def plot_failure_cycle_box(
         fontsize=9,
     )
     ax.legend(loc="upper right", fontsize=7, frameon=False)
-    return _save(fig, path)
+    return fig
 
 
-def plot_roc_curves(results: ClassifierResults, path: str | Path) -> Path:
+def plot_roc_curves(results: ClassifierResults) -> Figure:
     """ROC curves of the classifiers on the held-out split, with test and CV AUC in the legend.
 
     Parameters
     ----------
     results
         :func:`seilab.analysis.failure.fit_classifiers` result.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
     import matplotlib
     from sklearn.metrics import roc_curve
 
     cmap = matplotlib.colormaps["viridis"]
-    fig = _figure(5.6, 5.0)
+    fig = new_figure(5.6, 5.0)
     ax = fig.add_subplot()
     names = list(results.test_scores)
     for k, name in enumerate(names):
@@ -259,27 +229,25 @@ def plot_roc_curves(results: ClassifierResults, path: str | Path) -> Path:
     ax.set_ylabel("true positive rate (failing runs caught, fraction)")
     ax.set_title(f"ROC on the held-out split (n = {len(results.y_test)} runs)", fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def plot_confusion_matrices(results: ClassifierResults, path: str | Path) -> Path:
+def plot_confusion_matrices(results: ClassifierResults) -> Figure:
     """Confusion matrices (counts and row percentages) of the classifiers on the held-out split.
 
     Parameters
     ----------
     results
         :func:`seilab.analysis.failure.fit_classifiers` result.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
     import matplotlib
 
     names = list(results.test_scores)
-    fig = _figure(2.6 * len(names), 3.0)
+    fig = new_figure(2.6 * len(names), 3.0)
     axes = np.atleast_1d(fig.subplots(1, len(names)))
     cmap = matplotlib.colormaps["Greys"]
     y = results.y_test.astype(int)
@@ -308,75 +276,10 @@ def plot_confusion_matrices(results: ClassifierResults, path: str | Path) -> Pat
     fig.suptitle(
         "Confusion matrices on the held-out split (count, % of the actual class)", fontsize=9
     )
-    return _save(fig, path)
+    return fig
 
 
-def plot_shap_beeswarm(
-    values: np.ndarray,
-    X: pd.DataFrame,
-    unit: str,
-    model_name: str,
-    path: str | Path,
-    max_features: int = 19,
-) -> Path:
-    """Beeswarm of SHAP values (one dot per run) and bar chart of mean |SHAP| per feature.
-
-    Parameters
-    ----------
-    values
-        n_runs x n_features SHAP values.
-    X
-        Feature values of the same runs (for the dot colour).
-    unit
-        What the SHAP values are in (e.g. ``"log-odds of failure"``).
-    model_name
-        Name of the explained classifier.
-    path
-        PNG file to write.
-    max_features
-        Features shown (the most important first).
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    import matplotlib
-
-    cmap = matplotlib.colormaps["viridis"]
-    imp = np.abs(values).mean(axis=0)
-    order = np.argsort(-imp, kind="stable")[:max_features]
-    k = len(order)
-    fig = _figure(9.0, 1.3 + 0.32 * k)
-    ax, bx = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [2.2, 1.0]})
-    rng = np.random.default_rng(0)
-    sc = None
-    for row, j in enumerate(order):
-        v = values[:, j]
-        x = X.iloc[:, j].to_numpy(dtype=float)
-        span = np.nanmax(x) - np.nanmin(x)
-        c = (x - np.nanmin(x)) / span if span > 0 else np.full_like(x, 0.5)
-        # Jitter grows with local density so dense regions spread out like a beeswarm.
-        hist, edges = np.histogram(v, bins=30)
-        dens = hist[np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(hist) - 1)]
-        jitter = rng.uniform(-1, 1, v.size) * 0.38 * dens / max(dens.max(), 1)
-        sc = ax.scatter(v, row + jitter, c=c, cmap=cmap, vmin=0, vmax=1, s=8, linewidths=0)
-    ax.axvline(0.0, color="0.4", linewidth=0.8)
-    ax.set_yticks(range(k), [schema.label(X.columns[j]) for j in order], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"SHAP value ({unit}); > 0 pushes towards failure")
-    ax.set_title(f"SHAP of {model_name}, one dot per run", fontsize=9)
-    if sc is not None:
-        cb = fig.colorbar(sc, ax=ax, location="bottom", shrink=0.6, aspect=30)
-        cb.set_label("pair energy, min-max over the runs (0 = low, 1 = high)")
-    bx.barh(range(k), imp[order], color="0.4")
-    bx.set_xlabel(f"mean |SHAP| ({unit})")
-    bx.set_title("importance", fontsize=9)
-    return _save(fig, path)
-
-
-def plot_kaplan_meier(
-    km: pd.DataFrame, outcomes: pd.DataFrame, threshold: float, path: str | Path
-) -> Path:
+def plot_kaplan_meier(km: pd.DataFrame, outcomes: pd.DataFrame, threshold: float) -> Figure:
     """Kaplan-Meier curve of the failure-free fraction with its 95 % band and censoring marks.
 
     Parameters
@@ -387,16 +290,14 @@ def plot_kaplan_meier(
         :func:`seilab.analysis.failure.run_outcomes` result (for the title).
     threshold
         Failure threshold (%), for the axis label.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
     from seilab.analysis.failure import km_median
 
-    fig = _figure(6.0, 4.0)
+    fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     t = km["time"].to_numpy(dtype=float)
     ax.step(t, km["survival"], where="post", color="black", label="Kaplan-Meier estimate")
@@ -427,24 +328,22 @@ def plot_kaplan_meier(
     n, d = len(outcomes), int(outcomes["event"].sum())
     ax.set_title(f"Failure-free fraction: {n} runs, {d} failures, {n - d} censored", fontsize=9)
     ax.legend(loc="lower left", fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def plot_early_warning(table: pd.DataFrame, path: str | Path) -> Path:
+def plot_early_warning(table: pd.DataFrame) -> Figure:
     """Cross-validated AUC of failure prediction against the number of cycles observed.
 
     Parameters
     ----------
     table
         :func:`seilab.analysis.failure.early_warning` table.
-    path
-        PNG file to write.
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
     """
-    fig = _figure(5.5, 3.8)
+    fig = new_figure(5.5, 3.8)
     ax = fig.add_subplot()
     ok = table[table["auc_mean"].notna()]
     ax.errorbar(
@@ -480,4 +379,4 @@ def plot_early_warning(table: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("ROC AUC of failure after cycle N")
     ax.set_title("Early warning (labels: failing later / eligible runs)", fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
-    return _save(fig, path)
+    return fig

@@ -5,36 +5,27 @@ Drawn on matplotlib's Agg canvas (no display, no global pyplot state) and saved 
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from seilab import schema
+from seilab.plotting.style import new_figure
 
-DPI = 150
-
-
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def ce_vs_cycle(
-    data: pd.DataFrame, path: str | Path, *, threshold: float | None = 70.0, max_lines: int = 2000
-) -> Path:
+    data: pd.DataFrame, *, threshold: float | None = 70.0, max_lines: int = 2000
+) -> Figure:
     """CE against cycle for every run (thin lines), with the median and 10-90 % band per cycle.
 
     Parameters
     ----------
     data
         Per-cycle data set with ``run_id``, ``cycle`` and ``ce_pct`` (NaN CE is left as a gap).
-    path
-        PNG file.
     threshold
         Failure threshold drawn as a dashed line (None: not drawn).
     max_lines
@@ -42,10 +33,10 @@ def ce_vs_cycle(
 
     Returns
     -------
-    pathlib.Path
+    matplotlib.figure.Figure
         The written file.
     """
-    fig = _figure(7.5, 4.4)
+    fig = new_figure(7.5, 4.4)
     ax = fig.add_subplot()
     runs = list(data[schema.RUN_ID].drop_duplicates())
     n = len(runs)
@@ -67,7 +58,4 @@ def ce_vs_cycle(
     ax.set_ylabel("Coulombic efficiency, CE (%)")
     ax.set_title(f"CE against cycle, {n} run{'s' if n != 1 else ''}")
     ax.legend(loc="best", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return fig

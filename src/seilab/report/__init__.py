@@ -9,7 +9,7 @@ write_report, render_report
     (Re)write the self-contained HTML report of a run folder from its files
     (``seilab.report.html``).
 PRESETS, DEFAULT_PRESET, get_preset, Preset
-    The presets of ``seilab run`` (``seilab.report.presets``).
+    The presets of ``seilab run`` (``seilab.stages.presets``).
 
 Everything loads on first use.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from seilab.report.html import render_report, write_report
     from seilab.report.pipeline import RunOptions, run_pipeline
-    from seilab.report.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+    from seilab.stages.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -39,10 +39,10 @@ _LAZY = {
     "RunOptions": "seilab.report.pipeline",
     "write_report": "seilab.report.html",
     "render_report": "seilab.report.html",
-    "PRESETS": "seilab.report.presets",
-    "DEFAULT_PRESET": "seilab.report.presets",
-    "Preset": "seilab.report.presets",
-    "get_preset": "seilab.report.presets",
+    "PRESETS": "seilab.stages.presets",
+    "DEFAULT_PRESET": "seilab.stages.presets",
+    "Preset": "seilab.stages.presets",
+    "get_preset": "seilab.stages.presets",
 }
 
 

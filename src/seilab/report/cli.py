@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from seilab.report.presets import DEFAULT_PRESET, PRESETS
+from seilab.stages.presets import DEFAULT_PRESET, PRESETS
 
 _PRESET_HELP = ", ".join(f"{p.name} ({p.short})" for p in PRESETS.values())
 
@@ -25,8 +25,11 @@ def report_cmd(
     ),
 ) -> None:
     """(Re)write the self-contained HTML report of a run folder from its files."""
+    from seilab.io import check_writable_file
     from seilab.report.html import write_report
 
+    if output is not None:
+        check_writable_file(output, option="--output")
     path = write_report(folder, output)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
@@ -80,10 +83,15 @@ def run_cmd(
     """
     from dataclasses import replace
 
+    from seilab.errors import SeilabError, require_extra
+
+    require_extra("ml", "seilab run")
+    from seilab.io import check_writable_dir
+
+    check_writable_dir(out)
     from seilab.campaign.cli import _parse_sets
-    from seilab.errors import SeilabError
     from seilab.report.pipeline import RunOptions, run_pipeline
-    from seilab.report.presets import get_preset
+    from seilab.stages.presets import get_preset
 
     if jobs < 1:
         raise SeilabError(f"--jobs must be at least 1, got {jobs}")
