@@ -60,7 +60,7 @@ def run_meta_generic(data: pd.DataFrame, model_pairs: dict[str, float]) -> pd.Da
 
     first = data.groupby("run_id", sort=True).first()
     kinds, prs, levs = [], [], []
-    for rid, row in first.iterrows():
+    for _, row in first.iterrows():
         kind = str(row.get("design_set", "unknown"))
         pair, level = None, np.nan
         if kind == "oat":
@@ -74,7 +74,6 @@ def run_meta_generic(data: pd.DataFrame, model_pairs: dict[str, float]) -> pd.Da
         kinds.append(kind)
         prs.append(pair)
         levs.append(level)
-        del rid
     return pd.DataFrame({"kind": kinds, "pair": prs, "level": levs}, index=first.index)
 
 
