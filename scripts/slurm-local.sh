@@ -100,6 +100,9 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG_DIR/jobcomp.log
 MinJobAge=600
 KillWait=5
+# a loaded machine may need more than the default 60 s to reap a cancelled job's processes;
+# past this SLURM drains the node and every later job waits
+UnkillableStepTimeout=180
 SchedulerParameters=sched_interval=2
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP

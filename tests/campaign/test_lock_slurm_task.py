@@ -135,3 +135,22 @@ def test_registered_in_the_seilab_cli():
 
     res = CliRunner().invoke(app, ["campaign", "--help"])
     assert res.exit_code == 0 and "status" in res.output
+
+
+def test_long_pending_slurm_job_is_reported_once(caplog: pytest.LogCaptureFixture):
+    """A job that waits in the queue past the threshold is named once, with SLURM's reason."""
+    from types import SimpleNamespace
+
+    from seilab.campaign.backends import SLURM_PENDING_WARN_S, _warn_long_pending
+
+    cluster = SimpleNamespace()
+    with caplog.at_level("WARNING", logger="seilab.campaign"):
+        _warn_long_pending(cluster, {"7": "ReqNodeNotAvail"}, now=0.0)
+        _warn_long_pending(cluster, {"7": "ReqNodeNotAvail"}, now=SLURM_PENDING_WARN_S / 2)
+        assert not caplog.records  # not yet
+        _warn_long_pending(cluster, {"7": "ReqNodeNotAvail"}, now=SLURM_PENDING_WARN_S)
+        _warn_long_pending(cluster, {"7": "ReqNodeNotAvail"}, now=2 * SLURM_PENDING_WARN_S)
+        _warn_long_pending(cluster, {}, now=3 * SLURM_PENDING_WARN_S)  # job 7 started
+        _warn_long_pending(cluster, {"8": "Resources"}, now=3 * SLURM_PENDING_WARN_S)
+    assert len(caplog.records) == 1
+    assert "job 7" in caplog.text and "ReqNodeNotAvail" in caplog.text

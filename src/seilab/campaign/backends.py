@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ SLURM_OWN_KEYS: frozenset[str] = frozenset(
 )
 #: Seconds between two checks for SLURM jobs that ended early (one ``squeue`` call each).
 SLURM_WATCH_S = 5.0
+#: Seconds a job of the campaign may stay pending before the user is told why (once per job).
+SLURM_PENDING_WARN_S = 120.0
 #: Environment variables of the campaign process exported in the job script (when set), so that
 #: workers import the same seilab with the same Numba settings even where ``sbatch`` does not
 #: pass the environment on (``SBATCH_EXPORT=NONE``).
@@ -223,7 +226,7 @@ async def _replace_ended_jobs(cluster: Any) -> list[str]:
         "squeue",
         "-h",
         "-o",
-        "%i %T",
+        "%i %T %r",
         "-u",
         str(os.getuid()),
         stdout=asyncio.subprocess.PIPE,
@@ -233,10 +236,14 @@ async def _replace_ended_jobs(cluster: Any) -> list[str]:
     if proc.returncode != 0:
         return []  # scheduler busy or unreachable: decide next time
     live = set()
+    pending: dict[str, str] = {}
     for line in out.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1] != "COMPLETING":
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[1] != "COMPLETING":
             live.add(parts[0])
+            if parts[1] == "PENDING":
+                pending[parts[0]] = parts[2] if len(parts) == 3 else "?"
+    _warn_long_pending(cluster, {i: r for i, r in pending.items() if i in ids.values()})
     ended = [n for n, i in ids.items() if i not in live and n in cluster.worker_spec]
     if not ended:
         return []
@@ -253,6 +260,32 @@ async def _replace_ended_jobs(cluster: Any) -> list[str]:
     await cluster._correct_state()
     logging.getLogger("seilab.campaign").info("resubmitted ended SLURM job(s) %s", ended)
     return ended
+
+
+def _warn_long_pending(cluster: Any, pending: dict[str, str], now: float | None = None) -> None:
+    """Tell the user, once per job, that a job of the campaign waits in the queue, and why.
+
+    A campaign whose jobs never start (a drained node, a partition or walltime the cluster
+    refuses) would otherwise wait silently; ``pending`` maps job ids to SLURM's reason.
+    """
+    now = time.monotonic() if now is None else now
+    since: dict[str, float] = cluster.__dict__.setdefault("_seilab_pending_since", {})
+    warned: set[str] = cluster.__dict__.setdefault("_seilab_pending_warned", set())
+    for job_id in list(since):
+        if job_id not in pending:
+            del since[job_id]
+    for job_id, reason in pending.items():
+        t0 = since.setdefault(job_id, now)
+        if now - t0 >= SLURM_PENDING_WARN_S and job_id not in warned:
+            warned.add(job_id)
+            logging.getLogger("seilab.campaign").warning(
+                "SLURM job %s has been pending for %.0f s (reason: %s); the campaign waits "
+                "for it (see `squeue -j %s`, `sinfo -R`)",
+                job_id,
+                now - t0,
+                reason,
+                job_id,
+            )
 
 
 async def _watch_slurm_jobs(cluster: Any, interval_s: float) -> None:
