@@ -66,6 +66,11 @@ def test_run_writes_every_stage_and_a_valid_report(finished_run: FinishedRun) ->
     assert "40 of 150" in by_name["BO convergence trial"][1]
     float(by_name["DenseNN: test RMSE (%)"][2])  # this run's value is a number
     assert "trials" in by_name["BO convergence trial"][2]
+    # the data set against the paper (dataset/validation.csv), every cell filled
+    share = by_name["share of cycles with CE in [90, 105] %"]
+    assert share[1].startswith("most cycles")
+    assert 0.0 <= float(share[2]) <= 1.0
+    assert by_name["CE intervals populated (of 9)"][2].strip()
 
     desc = parsed.tables["descriptive-statistics"]
     assert desc[0][:3] == ["feature", "mean", "std"]

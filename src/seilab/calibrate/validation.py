@@ -8,8 +8,8 @@ one-at-a-time runs the design has) and returns ``[statistic, paper, this run]`` 
 cell filled: a statistic that cannot be computed says why in words.
 
 The ML headline figures (regressor errors, classifier AUCs, BO convergence) come from the
-stages' outputs and are tabulated by the report (:mod:`seilab.report.headline`), which appends
-these rows.
+stages' outputs.  The ``dataset`` stage writes these rows of its campaign (``validation.csv``) and
+the report's headline table (:mod:`seilab.report.headline`) appends them.
 """
 
 from __future__ import annotations
@@ -119,8 +119,17 @@ def validation_rows(stats: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def validate_campaign(folder) -> tuple[list[list[str]], dict[str, Any]]:
+def validate_campaign(
+    folder, data: pd.DataFrame | None = None
+) -> tuple[list[list[str]], dict[str, Any]]:
     """Validation rows of a campaign folder (its own model, box and design).
+
+    Parameters
+    ----------
+    folder
+        Campaign folder.
+    data
+        Its per-cycle data set, where the caller has loaded it already.
 
     Returns
     -------
@@ -139,7 +148,8 @@ def validate_campaign(folder) -> tuple[list[list[str]], dict[str, Any]]:
     sim = cfg.get("simulator", {})
     model = load_model(sim.get("model", "paper"), sim.get("set") or None)
     box = tuple(sim.get("box") or model.spec.lattice.box)
-    data = load_dataset(folder)
+    if data is None:
+        data = load_dataset(folder)
     stats = validation_stats(
         data,
         model_pairs=dict(model.pair_energies()),

@@ -7,6 +7,7 @@ from seilab.report.markup import _e, _Folder, _num, _p, _stage_problem, _table, 
 from seilab.report.sections_failure import _failure_summary, _no_classifier_reason
 from seilab.stages import bo as bo_out
 from seilab.stages import ce as ce_out
+from seilab.stages import dataset as ds_out
 
 #: The paper's headline figures (Guerrero Navarro et al., J. Phys. Chem. C 2025, 129, 14687).
 PAPER: dict[str, str] = {
@@ -140,6 +141,12 @@ def headline_rows(f: _Folder) -> list[list[str]]:
                 else ("undecided" if holds is None else ("yes" if holds else "no")),
             ]
         )
+    v = f.csv("dataset", ds_out.VALIDATION, dtype=str, keep_default_na=False)
+    if v is None:
+        why = _stage_problem(f, "dataset") or "data-set validation not written"
+        rows.append(["data-set statistics against the paper", "see the paper", f"n/a ({why})"])
+    else:
+        rows.extend([str(r.statistic), str(r.paper), str(r.this_run)] for r in v.itertuples())
     return rows
 
 
@@ -149,7 +156,9 @@ def _headline(f: _Folder) -> list[str]:
         _p(
             "The paper's figures are from its 380-run data set of 100 cycles each; this run's are "
             "from the data of this folder (preset "
-            f"<b>{_e(f.status.get('preset'))}</b>), so they agree only as far as the data do."
+            f"<b>{_e(f.status.get('preset'))}</b>), so they agree only as far as the data do. "
+            "The last rows compare the data set itself with what the paper reports; the model "
+            "was calibrated on the original engine's reference run, never on these figures."
         ),
         _table(
             ["figure", "paper", "this run"],

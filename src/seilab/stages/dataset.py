@@ -12,7 +12,8 @@ CE_VS_CYCLE = "ce_vs_cycle.png"
 DESCRIPTIVE_STATS = "descriptive_stats.csv"
 RUNS = "runs.csv"
 SUMMARY = "summary.json"
-OUTPUTS: tuple[str, ...] = (CE_VS_CYCLE, DESCRIPTIVE_STATS, RUNS, SUMMARY)
+VALIDATION = "validation.csv"
+OUTPUTS: tuple[str, ...] = (CE_VS_CYCLE, DESCRIPTIVE_STATS, RUNS, VALIDATION, SUMMARY)
 
 
 def summarise_dataset(campaign_dir: str | Path, out: str | Path) -> dict[str, Any]:
@@ -24,14 +25,19 @@ def summarise_dataset(campaign_dir: str | Path, out: str | Path) -> dict[str, An
         Campaign folder.
     out
         Output folder: ``ce_vs_cycle.png``, ``descriptive_stats.csv`` (the paper's table of
-        per-cycle features and CE), ``runs.csv`` (one row per run) and ``summary.json`` (last).
+        per-cycle features and CE), ``runs.csv`` (one row per run), ``validation.csv`` (the
+        data-set statistics next to the paper's, :mod:`seilab.calibrate.validation`) and
+        ``summary.json`` (last).
 
     Returns
     -------
     dict
         The summary.
     """
+    import pandas as pd
+
     from seilab.analysis.describe import describe_dataset
+    from seilab.calibrate.validation import validate_campaign
     from seilab.campaign.store import load_dataset, read_manifest
     from seilab.plotting.report import ce_vs_cycle
 
@@ -42,6 +48,8 @@ def summarise_dataset(campaign_dir: str | Path, out: str | Path) -> dict[str, An
     w.csv(DESCRIPTIVE_STATS, d.descriptive, index=True)
     w.csv(RUNS, d.runs, index=True)
     w.figure(CE_VS_CYCLE, ce_vs_cycle(data))
+    rows, _ = validate_campaign(campaign_dir, data)
+    w.csv(VALIDATION, pd.DataFrame(rows, columns=["statistic", "paper", "this_run"]), index=False)
     return w.finish(SUMMARY, {"campaign": str(campaign_dir), **d.summary})
 
 
