@@ -59,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     bo = run_optimization(
         camp,
         base / "bo",
+        BOSettings(trials=args.trials, seed=args.seed, surrogate=args.surrogate, n_jobs=args.jobs),
         ranking=base / "ce" / "shap_ranking.csv",
-        settings=BOSettings(trials=args.trials, seed=args.seed),
-        surrogate_model=args.surrogate,
-        n_jobs=args.jobs,
         progress=False,
     )
     t_bo = time.perf_counter() - t1

@@ -148,17 +148,8 @@ def test_surrogate_optimum_stays_within_the_data(three_pair_folders, tmp_path):
     from seilab.stages.bo_run import run_optimization
 
     data = load_campaign(three_pair_folders[0])
-    res = run_optimization(
-        None,
-        tmp_path / "bo",
-        data=data,
-        top_k=5,
-        settings=BOSettings(trials=60, seed=0),
-        surrogate_model="xgboost",
-        size="small",
-        n_jobs=1,
-        progress=False,
-    )
+    settings = BOSettings(top_k=5, surrogate="xgboost", size="small", n_jobs=1, trials=60)
+    res = run_optimization(None, tmp_path / "bo", settings, data=data, progress=False)
     # only the drivers beat the null, so only they are optimised
     assert set(res.params) == set(DRIVERS)
     s = res.summary

@@ -15,9 +15,9 @@ from seilab.analysis.optimize import (
     BOSettings,
     convergence_trial,
     resolve_pairs,
-    storage_url,
 )
 from seilab.errors import AnalysisError
+from seilab.stages.bo import study_storage
 from seilab.stages.bo_run import run_optimization
 
 
@@ -29,17 +29,10 @@ def known_folder(tmp_path_factory):
     )
 
 
-def _bo(folder, out, trials, **kw):
+def _bo(folder, out, trials, run_specs=None, **kw):
     kw.setdefault("params", "SFO-Li,F-Li")
-    return run_optimization(
-        folder,
-        out,
-        settings=BOSettings(trials=trials, seed=kw.pop("seed", 0)),
-        size="small",
-        n_jobs=1,
-        progress=False,
-        **kw,
-    )
+    settings = BOSettings(trials=trials, size="small", n_jobs=1, **kw)
+    return run_optimization(folder, out, settings, run_specs=run_specs, progress=False)
 
 
 def test_resolve_pairs():
@@ -51,7 +44,7 @@ def test_resolve_pairs():
 
 def test_unknown_parameter_fails_before_any_work(tmp_path):
     with pytest.raises(AnalysisError, match="unknown pair name"):
-        run_optimization(tmp_path / "nowhere", tmp_path / "out", params="Xx-Li", progress=False)
+        run_optimization(tmp_path / "nowhere", tmp_path / "out", BOSettings(params="Xx-Li"))
     assert not (tmp_path / "out").exists()
 
 
@@ -91,7 +84,7 @@ def test_bo_finds_known_optimum_and_resumes(known_folder, tmp_path):
     assert 0 <= summary["converged_trial"] < 60
 
     # Optuna's own tools reopen the database; trials are on the exact 0.1 eV grid
-    study = optuna.load_study(study_name=res.study_name, storage=storage_url(out))
+    study = optuna.load_study(study_name=res.study_name, storage=study_storage(out))
     assert len(study.trials) == 60
     values = [t.value for t in study.trials]
     assert all(0 <= t.params["SFO-Li"] <= 15 for t in study.trials)
@@ -100,7 +93,7 @@ def test_bo_finds_known_optimum_and_resumes(known_folder, tmp_path):
     # re-running resumes: only the missing trials are added, the old ones are untouched
     res2 = _bo(known_folder, out, 70)
     assert res2.summary["trials_added_this_run"] == 10
-    study = optuna.load_study(study_name=res.study_name, storage=storage_url(out))
+    study = optuna.load_study(study_name=res.study_name, storage=study_storage(out))
     assert len(study.trials) == 70 and [t.value for t in study.trials[:60]] == values
     assert _bo(known_folder, out, 70).summary["trials_added_this_run"] == 0
     # a different parameter set cannot silently resume the same study
@@ -131,10 +124,10 @@ def test_verification_loop_feeds_results_back(known_folder, tmp_path):
     verdict = res.summary["verification"]
     assert verdict["holds"] is True and verdict["best_simulated_pct"] > verdict["dft_simulated_pct"]
     # simulator results were told to the studies (ask/tell) in the same database
-    verified = optuna.load_study(study_name="seilab-ce-bo-verified", storage=storage_url(out))
+    verified = optuna.load_study(study_name="seilab-ce-bo-verified", storage=study_storage(out))
     assert len(verified.trials) == 4
     assert {t.user_attrs["source"] for t in verified.trials} == {"simulator"}
-    round1 = optuna.load_study(study_name="seilab-ce-bo-round1", storage=storage_url(out))
+    round1 = optuna.load_study(study_name="seilab-ce-bo-round1", storage=study_storage(out))
     sources = [t.user_attrs["source"] for t in round1.trials]
     assert sources[:2] == ["simulator", "simulator"] and sources.count("surrogate") == 20
     assert (out / "verification.csv").is_file() and (out / "verification.png").is_file()

@@ -24,11 +24,11 @@ from typer.testing import CliRunner
 from seilab import schema
 from seilab.analysis.dataset import build_ce_dataset, train_calib_test_split
 from seilab.analysis.explain import additivity_error, explain_model, explain_tree, sample_rows
-from seilab.analysis.optimize import storage_url
 from seilab.analysis.regressors import MODEL_NAMES, make_regressor, regression_metrics
 from seilab.campaign import load_dataset, read_manifest
 from seilab.cli import app
 from seilab.errors import AnalysisError
+from seilab.stages.bo import study_storage
 from seilab.stages.bo_verify import campaign_simulator_options
 
 runner = CliRunner()
@@ -221,17 +221,17 @@ def test_optimize_verify_and_resume_on_real_campaign(real_campaign: Path, tmp_pa
         assert row["simulated_ce_pct"] == pytest.approx(run_means.loc[ids].mean())
         assert row["simulated_std"] == pytest.approx(run_means.loc[ids].std(ddof=1))
     assert rep.loc[0, "SFO-Li (eV)"] == pytest.approx(summary["best_energies_ev"]["SFO-Li"])
-    verified = optuna.load_study(study_name="seilab-ce-bo-verified", storage=storage_url(out))
+    verified = optuna.load_study(study_name="seilab-ce-bo-verified", storage=study_storage(out))
     assert [t.user_attrs["source"] for t in verified.trials] == ["simulator"]
 
     # Optuna's own tools reopen the database; re-running resumes it
-    study = optuna.load_study(study_name="seilab-ce-bo", storage=storage_url(out))
+    study = optuna.load_study(study_name="seilab-ce-bo", storage=study_storage(out))
     values = [t.value for t in study.trials]
     assert len(values) == 8 and all(np.isfinite(values))
     stamp = {p: p.stat().st_mtime_ns for p in (camp / "runs").glob("*.parquet")}
     res = _invoke([*base, "--trials", "12"])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    study = optuna.load_study(study_name="seilab-ce-bo", storage=storage_url(out))
+    study = optuna.load_study(study_name="seilab-ce-bo", storage=study_storage(out))
     assert len(study.trials) == 12 and [t.value for t in study.trials[:8]] == values
     assert json.loads((out / "summary.json").read_text())["trials_added_this_run"] == 4
     # an unchanged batch is reused (its run files untouched); a changed one gets its own folder

@@ -105,6 +105,35 @@ def test_rerun_skips_every_finished_stage_and_simulates_nothing(
     assert check_html(_report(folder)).errors == []
 
 
+def test_rerun_with_other_bo_settings_reruns_only_the_bo_stage(
+    finished_run: FinishedRun, tmp_path: Path
+) -> None:
+    """The bo stage resumes by the hash of its one recipe (BOSettings): a changed setting runs
+    it again (from scratch), every other stage is skipped."""
+    from dataclasses import replace
+
+    from seilab.analysis.optimize import BOSettings
+    from seilab.io import LOCK_FILE
+
+    folder = tmp_path / "copy"
+    shutil.copytree(finished_run.folder, folder)
+    (folder / LOCK_FILE).unlink(missing_ok=True)
+    old = json.loads((folder / "bo" / "summary.json").read_text())
+    recipe = BOSettings(**old["settings"])
+    assert recipe.trials == 12 and old["settings_hash"] == recipe.settings_hash()
+    args = [a if a != "12" else "13" for a in TINY_RUN]  # --trials 13
+    proc = seilab("run", "--out", folder, *args, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads((folder / STATUS_FILE).read_text())["sessions"][-1]
+    assert last["skipped"] == ["campaign", "dataset", "ce", "failure"]
+    assert last["ran"] == ["bo", "report"]
+    new = json.loads((folder / "bo" / "summary.json").read_text())
+    assert new["settings"] == replace(recipe, trials=13).to_dict()
+    assert new["settings_hash"] == replace(recipe, trials=13).settings_hash()
+    assert new["settings_hash"] != old["settings_hash"]
+    assert new["trials"] == 13 and new["trials_added_this_run"] == 13  # started afresh
+
+
 def test_rerun_with_other_campaign_settings_is_refused(finished_run: FinishedRun) -> None:
     args = [a if a != "3" else "5" for a in TINY_RUN]  # --cycles 5
     proc = seilab("run", "--out", finished_run.folder, *args)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,33 +159,31 @@ class CEResult:
     stability: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+#: Wraps one named step of an analysis (a context manager per step): how a caller shows
+#: progress, e.g. :func:`seilab.stages.base.console_steps`; the analysis itself prints nothing.
+StepHook = Callable[[str], AbstractContextManager[Any]]
+
+
 class StepTimer:
-    """Times named steps and shows progress (rich status spinner) when ``show`` is true."""
+    """Times named steps (``timings``, seconds); ``hook`` wraps each step (progress display).
 
-    def __init__(self, show: bool = True, log: Callable[[str], None] | None = None) -> None:
-        self.show = show
+    Parameters
+    ----------
+    hook
+        Called with the step's name; the context manager it returns is entered around the step.
+        ``None``: no display.
+    """
+
+    def __init__(self, hook: StepHook | None = None) -> None:
+        self.hook = hook
         self.timings: dict[str, float] = {}
-        self._console = None
-        self._log = log
-        if show:
-            from rich.console import Console
-
-            self._console = Console(stderr=True)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
-        if self._console is not None:
-            with self._console.status(f"{name} ..."):
-                yield
-        else:
+        with self.hook(name) if self.hook is not None else nullcontext():
             yield
-        dt = time.perf_counter() - t0
-        self.timings[name] = dt
-        if self._console is not None:
-            self._console.log(f"{name}: {dt:.1f} s")
-        if self._log is not None:
-            self._log(f"{name}: {dt:.1f} s")
+        self.timings[name] = time.perf_counter() - t0
 
 
 def fit_regressor(name: str, est: Any, X: pd.DataFrame, y: pd.Series, groups: pd.Series) -> Any:
@@ -201,7 +199,7 @@ def analyse_ce(
     settings: CESettings | None = None,
     *,
     source: str = "in-memory data",
-    progress: bool = False,
+    steps: StepHook | None = None,
 ) -> CEResult:
     """Run the CE analysis on a per-cycle data set (pure: no file, no figure).
 
@@ -213,8 +211,9 @@ def analyse_ce(
         The recipe (defaults: :class:`CESettings`).
     source
         Where the data come from (recorded in the summary).
-    progress
-        Show progress and step times on stderr.
+    steps
+        Wraps each named step (the caller's progress display); the step times are returned in
+        :attr:`CEResult.timings` whatever it is.
 
     Returns
     -------
@@ -234,7 +233,7 @@ def analyse_ce(
 
     s = settings or CESettings()
     models = resolve_models(s.models)
-    timer = StepTimer(show=progress)
+    timer = StepTimer(steps)
 
     with timer.step("dataset"):
         ds = build_ce_dataset(data, groups=s.groups, include_cycle=s.include_cycle, source=source)

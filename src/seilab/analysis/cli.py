@@ -134,28 +134,31 @@ def optimize_cmd(
 
         raise AnalysisError(f"--ranking {ranking}: file not found")
     from seilab.analysis.optimize import BOSettings
-    from seilab.errors import AnalysisError
     from seilab.io import captured_warnings
     from seilab.stages.bo import record_bo_outputs
     from seilab.stages.bo_run import run_optimization
 
-    if size not in ("full", "small"):
-        raise AnalysisError(f"--size must be 'full' or 'small', got {size!r}")
-    settings = BOSettings(trials=trials, seed=seed, n_startup_trials=startup, study_name=study_name)
+    # the one recipe object, validated before any work and passed as is to the stage
+    settings = BOSettings(
+        params=params,
+        top_k=top_k,
+        surrogate=surrogate,
+        size=size,
+        n_jobs=jobs,
+        trials=trials,
+        seed=seed,
+        n_startup_trials=startup,
+        study_name=study_name,
+        verify=verify,
+        replicates=replicates,
+        rounds=rounds,
+    )
     with captured_warnings() as caught:  # recorded in summary.json, not printed
         res = run_optimization(
             folder,
             out,
-            params=params,
-            top_k=top_k,
+            settings,
             ranking=ranking,
-            settings=settings,
-            surrogate_model=surrogate,
-            size=size,
-            n_jobs=jobs,
-            verify=verify,
-            replicates=replicates,
-            rounds=rounds,
             simulator_options={
                 "base_model": sim_model,
                 "cycles": sim_cycles,

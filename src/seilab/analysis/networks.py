@@ -4,6 +4,7 @@ stopping on held-out simulations, scikit-learn compatible."""
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+# the analysis prints nothing: progress of the training goes to this logger
+log = logging.getLogger(__name__)
 
 #: Learning-rate schedules of :class:`DenseNNRegressor`.
 LR_SCHEDULES: tuple[str, ...] = ("cosine", "plateau", "constant")
@@ -129,7 +133,7 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
     n_threads
         Number of CPU threads torch may use during ``fit`` and ``predict``.
     verbose
-        Print the losses every 10 epochs.
+        Log the losses every 10 epochs (logger ``seilab.analysis.networks``, level INFO).
     reference_rows
         Training rows the epoch settings were chosen for: with more rows, ``max_epochs``,
         ``patience`` and ``lr_patience`` are scaled down in proportion (:func:`epoch_budget`);
@@ -330,7 +334,7 @@ class DenseNNRegressor(RegressorMixin, BaseEstimator):
                     best_epoch = epoch
                     best_state = net.state_dict()
                 if self.verbose and epoch % 10 == 0:
-                    print(f"epoch {epoch}: train {self.loss_curve_[-1]:.4f} val {best:.4f}")
+                    log.info("epoch %d: train %.4f val %.4f", epoch, self.loss_curve_[-1], best)
             net.load_state_dict(best_state)
             net.eval()
         finally:

@@ -210,6 +210,8 @@ def run_pipeline(
     plan = plan_campaign(
         campaign_stage.campaign_config(ctx)
     )  # validate every campaign option first
+    for stage in REGISTRY.values():
+        stage.settings(ctx)  # every stage's recipe is built (and checked) before any work
     old = check_target(folder)
     ident = campaign_identity(ctx)
     if old is not None:

@@ -10,7 +10,7 @@ that was not, with the reason (``skipped``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -73,6 +73,36 @@ class StageContext:
     def campaign(self) -> Path:
         """The campaign folder of the run."""
         return self.stage_dir("campaign")
+
+
+def console_steps(show: bool) -> Callable[[str], AbstractContextManager[None]] | None:
+    """A step hook for the analyses (:data:`seilab.analysis.ce.StepHook`) that shows progress.
+
+    While a step runs, a rich spinner on stderr names it; when it ends, its wall time is logged
+    (``dataset: 1.2 s``).  The analyses only time their steps and return the timings; printing
+    them is the stage's business.
+
+    Parameters
+    ----------
+    show
+        ``False`` gives ``None`` (no display).
+    """
+    if not show:
+        return None
+    import time
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    @contextmanager
+    def hook(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        with console.status(f"{name} ..."):
+            yield
+        console.log(f"{name}: {time.perf_counter() - t0:.1f} s")
+
+    return hook
 
 
 class Stage:

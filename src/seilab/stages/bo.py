@@ -45,6 +45,15 @@ OUTPUTS: tuple[str, ...] = (
 )
 
 
+def study_storage(out: str | Path) -> str:
+    """The Optuna storage of the stage: the SQLite URL of ``OUT/optuna.db`` (:data:`STUDY_DB`).
+
+    The analysis takes the URL (:func:`seilab.analysis.optimize.open_study`); only the stage
+    knows the file.
+    """
+    return f"sqlite:///{(Path(out) / STUDY_DB).resolve()}"
+
+
 def record_bo_outputs(out: Path, warnings: list[str] | None = None) -> dict[str, Any]:
     """Rewrite ``summary.json`` of a finished optimisation with ``outputs`` and ``skipped``."""
     import json
@@ -76,23 +85,29 @@ class BOStage(Stage):
     def outputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
         return OUTPUTS
 
-    def settings(self, ctx: StageContext) -> dict[str, Any]:
-        from seilab.stages.campaign import campaign_identity
+    def recipe(self, ctx: StageContext) -> Any:
+        """The :class:`~seilab.analysis.optimize.BOSettings` of a run (the stage's one recipe)."""
+        from seilab.analysis.optimize import BOSettings
 
         p = ctx.preset
-        return {
-            "trials": p.bo_trials,
-            "top_k": p.bo_top_k,
-            "surrogate": p.bo_surrogate,
-            "size": p.bo_size,
-            "verify": p.verify,
-            "replicates": p.verify_replicates,
-            "seed": ctx.seed,
-            "simulator": campaign_identity(ctx),
-        }
+        return BOSettings(
+            top_k=p.bo_top_k,
+            surrogate=p.bo_surrogate,
+            size=p.bo_size,
+            n_jobs=ctx.jobs,
+            trials=p.bo_trials,
+            seed=ctx.seed,
+            verify=p.verify,
+            replicates=p.verify_replicates,
+        )
+
+    def settings(self, ctx: StageContext) -> dict[str, Any]:
+        """The recipe's identity (threads left out) and the simulator of the verification."""
+        from seilab.stages.campaign import campaign_identity
+
+        return {**self.recipe(ctx).identity(), "simulator": campaign_identity(ctx)}
 
     def run(self, ctx: StageContext, out: Path) -> dict[str, Any]:
-        from seilab.analysis.optimize import BOSettings
         from seilab.stages.bo_run import run_optimization
         from seilab.stages.ce import SHAP_RANKING
 
@@ -101,14 +116,8 @@ class BOStage(Stage):
         res = run_optimization(
             ctx.campaign,
             out,
-            top_k=p.bo_top_k,
+            self.recipe(ctx),
             ranking=ranking if ranking.is_file() else None,
-            settings=BOSettings(trials=p.bo_trials, seed=ctx.seed),
-            surrogate_model=p.bo_surrogate,
-            size=p.bo_size,
-            n_jobs=ctx.jobs,
-            verify=p.verify,
-            replicates=p.verify_replicates,
             simulator_options={
                 "base_model": ctx.model,
                 "cycles": p.cycles,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +31,16 @@ from seilab.analysis.optimize.space import (
     full_energies,
     history_table,
     make_objective,
+    missing_trials,
     open_study,
-    resolve_pairs,
     run_trials,
-    storage_url,
     trial_energies,
 )
 from seilab.analysis.optimize.surrogate import (
     CESurrogate,
-    cached_surrogate,
     fit_surrogate,
     pair_ranking,
+    surrogate_cache_key,
 )
 from seilab.analysis.optimize.verify import _tell_verified, best_vs_dft, verification_verdict
 from seilab.errors import AnalysisError
@@ -61,6 +60,7 @@ from seilab.stages.bo import (
     VERIFICATION,
     VERIFICATION_PLOT,
     VERIFY_DIR,
+    study_storage,
 )
 from seilab.stages.bo_verify import (
     campaign_runner,
@@ -83,6 +83,7 @@ class OptimizeResult:
     best: pd.DataFrame
     converged_trial: int
     surrogate: CESurrogate
+    settings: BOSettings = field(default_factory=BOSettings)
     verification: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -91,18 +92,9 @@ class OptimizeResult:
 def run_optimization(
     folder: str | Path | None,
     out: str | Path,
-    *,
-    params: str | Sequence[str] | None = None,
-    top_k: int = 5,
-    ranking: str | Path | None = None,
     settings: BOSettings | None = None,
-    surrogate_model: str = "xgboost",
-    size: str = "full",
-    n_jobs: int = 2,
-    alpha: float = 0.1,
-    verify: int = 0,
-    replicates: int = 3,
-    rounds: int = 1,
+    *,
+    ranking: str | Path | None = None,
     run_specs: RunSpecs | None = None,
     simulator_options: Mapping[str, Any] | None = None,
     data: pd.DataFrame | None = None,
@@ -115,31 +107,15 @@ def run_optimization(
     folder
         Campaign folder (ignored when ``data`` is given).
     out
-        Output folder (``optuna.db`` and the tables and figures).
-    params
-        Pairs to optimise (``"SFO-Li,F-Li"``); default: the ``top_k`` pairs of the SHAP ranking.
-    top_k
-        Number of pairs taken from the ranking when ``params`` is not given.
-    ranking
-        A ``shap_ranking.csv`` from ``seilab analyze ce``; default: SHAP of the surrogate itself.
+        Output folder (the Optuna database :data:`~seilab.stages.bo.STUDY_DB`, the tables and
+        figures; :data:`seilab.stages.bo.OUTPUTS`).
     settings
-        Optuna settings (:class:`BOSettings`).
-    surrogate_model
-        Regressor of the surrogate (``dense_nn``, ``xgboost``, ``extra_trees``, ``mlp``).
-    size
-        ``"full"`` or ``"small"`` surrogate.
-    n_jobs
-        Threads.
-    alpha
-        Miscoverage of the surrogate's mean-CE interval.
-    verify
-        Number of best proposals simulated per round (0: no verification).
-    replicates
-        Replicate seeds per verified parameter set.
-    rounds
-        Verification rounds; after each round but the last, the simulated runs are added to the
-        surrogate's data, the surrogate is refitted, a new study (``<name>-round<k>``) is seeded
-        with the verified results (ask/tell) and searched again.
+        The whole recipe (:class:`~seilab.analysis.optimize.BOSettings`: pairs, surrogate,
+        study, verification); default ``BOSettings()``.  Its :meth:`~BOSettings.to_dict` and
+        :meth:`~BOSettings.settings_hash` are recorded in ``summary.json``.
+    ranking
+        A ``shap_ranking.csv`` from ``seilab analyze ce`` to choose the ``top_k`` pairs when
+        ``settings.params`` is ``None``; default: SHAP of the surrogate itself.
     run_specs
         Simulator callable ``(param_sets, replicates, out_dir) -> DataFrame[spec, seed,
         ce_mean_pct]``; default: :func:`campaign_runner` with ``simulator_options``.
@@ -153,30 +129,24 @@ def run_optimization(
     data
         Per-cycle data in memory instead of ``folder``.
     progress
-        Show progress on stderr.
+        Show progress and step times on stderr.
     """
     import optuna
 
     from seilab.analysis.ce import StepTimer
     from seilab.analysis.dataset import load_campaign
-    from seilab.analysis.regressors import resolve_models
     from seilab.io import versions
+    from seilab.stages.base import console_steps
 
     bo = settings or BOSettings()
-    if bo.trials < 1:
-        raise AnalysisError(f"--trials must be at least 1, got {bo.trials}")
-    if verify < 0 or replicates < 1 or rounds < 1:
-        raise AnalysisError("--verify must be >= 0, --replicates >= 1 and --rounds >= 1")
-    resolve_models([surrogate_model])
-    chosen = resolve_pairs(params) if params is not None else None  # validate names before any work
     sim_options: dict[str, Any] = {}
-    if verify and run_specs is None:
+    if bo.verify and run_specs is None:
         # the campaign's own simulator settings, then what the caller gives explicitly
         sim_options = campaign_simulator_options(folder if data is None else None)
         sim_options.update({k: v for k, v in (simulator_options or {}).items() if v is not None})
         run_specs = campaign_runner(**sim_options)
     out = Path(out)
-    timer = StepTimer(show=progress)
+    timer = StepTimer(console_steps(progress))
     source = "in-memory data" if data is not None else str(folder)
     with timer.step("dataset"):
         if data is None:
@@ -184,21 +154,12 @@ def run_optimization(
                 raise AnalysisError("no campaign folder given")
             data = load_campaign(folder)
     out.mkdir(parents=True, exist_ok=True)  # only once the data are known to be usable
-    with timer.step(f"surrogate ({surrogate_model})"):
-        surrogate = cached_surrogate(
-            out / SURROGATE,
-            data,
-            model=surrogate_model,
-            seed=bo.seed,
-            size=size,
-            n_jobs=n_jobs,
-            alpha=alpha,
-        )
+    with timer.step(f"surrogate ({bo.surrogate})"):
+        surrogate = cached_surrogate(out / SURROGATE, data, bo)
     rank_source = "given with --params"
     rank_table = None
+    chosen = list(bo.params) if bo.params is not None else None
     if chosen is None:
-        if top_k < 1 or top_k > len(schema.PAIRS):
-            raise AnalysisError(f"--top-k must be between 1 and {len(schema.PAIRS)}, got {top_k}")
         from seilab.analysis.explain import top_pairs
 
         with timer.step("pair ranking"):
@@ -218,40 +179,34 @@ def run_optimization(
                     else ""
                 )
             else:
-                rank_table = pair_ranking(surrogate, data, seed=bo.seed, size=size, n_jobs=n_jobs)
+                rank_table = pair_ranking(
+                    surrogate, data, seed=bo.seed, size=bo.size, n_jobs=bo.n_jobs
+                )
                 rank_source = (
-                    f"stable mean |SHAP| ranking of the pair energies ({surrogate_model}, "
+                    f"stable mean |SHAP| ranking of the pair energies ({bo.surrogate}, "
                     "5 refits with shadow features; pairs that beat the null)"
                 )
-            chosen = top_pairs(rank_table, top_k)
+            chosen = top_pairs(rank_table, bo.top_k)
             atomic_write_csv(rank_table, out / PAIR_RANKING)
     assert chosen is not None
     attrs = {
         "params": list(chosen),
         "fingerprint": surrogate.fingerprint,
-        "surrogate_model": surrogate_model,
+        "surrogate_model": bo.surrogate,
         "objective": f"mean predicted ce_pct over cycles 1..{len(surrogate.cycles)}, per-cycle "
         "predictions clipped to the training CE range, minus "
         f"{bo.support_penalty:g} x support penalty",
         "grid": "integer tenths of eV, 0..15 (0.0..1.5 eV)",
         "optuna_version": optuna.__version__,
-        "sampler": {
-            "name": "TPESampler",
-            **{
-                k: v
-                for k, v in asdict(bo).items()
-                if k not in ("trials", "study_name", "support_penalty")
-            },
-        },
+        "sampler": {"name": "TPESampler", **bo.sampler_settings()},
         "dft_energies_ev": dict(DFT_PAIR_ENERGIES),
     }
+    storage = study_storage(out)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial on stderr
     with timer.step(f"BO ({bo.trials} trials)"):
-        study = open_study(out, bo, attrs=attrs)
-        added = run_trials(
-            study,
-            make_objective(surrogate, chosen, bo.support_penalty),
-            bo.trials,
-            progress=progress,
+        study = open_study(storage, bo, attrs=attrs)
+        added = _search(
+            study, make_objective(surrogate, chosen, bo.support_penalty), bo.trials, progress
         )
 
     files = _write_bo_outputs(out, study, chosen, surrogate, timer)
@@ -260,25 +215,11 @@ def run_optimization(
     best_table = files["best"]
 
     verification = None
-    if verify:
+    if bo.verify:
         assert run_specs is not None
-        with timer.step(f"verification ({rounds} round(s))"):
+        with timer.step(f"verification ({bo.rounds} round(s))"):
             verification = verify_loop(
-                out,
-                study,
-                chosen,
-                surrogate,
-                data,
-                run_specs,
-                n=verify,
-                replicates=replicates,
-                rounds=rounds,
-                settings=bo,
-                attrs=attrs,
-                size=size,
-                n_jobs=n_jobs,
-                alpha=alpha,
-                progress=progress,
+                out, study, chosen, surrogate, data, run_specs, bo, attrs=attrs, progress=progress
             )
 
     best_e = {**dict(DFT_PAIR_ENERGIES), **trial_energies(study.best_trial, chosen)}
@@ -287,7 +228,9 @@ def run_optimization(
     summary = {
         "command": "seilab optimize",
         "source": source,
-        "storage": storage_url(out),
+        "settings": bo.to_dict(),
+        "settings_hash": bo.settings_hash(),
+        "storage": storage,
         "study_name": bo.study_name,
         "optuna_version": optuna.__version__,
         "sampler": attrs["sampler"],
@@ -298,11 +241,11 @@ def run_optimization(
         "pair_ranking": _ranking_summary(rank_table),
         "objective": attrs["objective"] + " with the other pairs at their DFT values",
         "surrogate": {
-            "model": surrogate_model,
-            "size": size,
+            "model": bo.surrogate,
+            "size": bo.size,
             "simulations": surrogate.n_runs,
             "interval_halfwidth_pct": surrogate.quantile,
-            "interval_level": 1 - alpha,
+            "interval_level": 1 - bo.alpha,
             "test_coverage_runmean": surrogate.test_coverage,
             **surrogate.metrics,
         },
@@ -329,16 +272,61 @@ def run_optimization(
     return OptimizeResult(
         out=out,
         study_name=bo.study_name,
-        storage=storage_url(out),
+        storage=storage,
         params=list(chosen),
         history=hist,
         best=best_table,
         converged_trial=conv,
         surrogate=surrogate,
+        settings=bo,
         verification=verification,
         timings=timer.timings,
         summary=summary,
     )
+
+
+def cached_surrogate(path: Path, data: pd.DataFrame, settings: BOSettings) -> CESurrogate:
+    """:func:`~seilab.analysis.optimize.fit_surrogate` with the recipe's surrogate settings,
+    reusing ``path`` when it holds one fitted on the same data and settings.
+
+    A resumed study must keep the objective it started with; the cache guarantees that (and
+    saves the fit).  The key is :func:`~seilab.analysis.optimize.surrogate_cache_key`.
+    """
+    import pickle
+
+    from seilab.io import atomic_write_bytes
+
+    kwargs = {
+        "model": settings.surrogate,
+        "seed": settings.seed,
+        "size": settings.size,
+        "n_jobs": settings.n_jobs,
+        "alpha": settings.alpha,
+    }
+    key = surrogate_cache_key(data, **kwargs)
+    if path.is_file():
+        try:
+            with path.open("rb") as fh:
+                saved = pickle.load(fh)
+            if saved.get("key") == key:
+                return saved["surrogate"]
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            pass
+    sur = fit_surrogate(data, **kwargs)
+    atomic_write_bytes(pickle.dumps({"key": key, "surrogate": sur}), path)
+    return sur
+
+
+def _search(study, objective, n_total: int, progress: bool) -> int:
+    """:func:`~seilab.analysis.optimize.run_trials` with a rich progress bar on stderr."""
+    missing = missing_trials(study, n_total)
+    if not progress or missing == 0:
+        return run_trials(study, objective, n_total)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("BO trials", total=missing)
+        return run_trials(study, objective, n_total, callbacks=[lambda s, t: bar.advance(task)])
 
 
 def _ranking_summary(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
@@ -436,25 +424,20 @@ def verify_loop(
     surrogate: CESurrogate,
     data: pd.DataFrame,
     run_specs: RunSpecs,
-    *,
-    n: int,
-    replicates: int,
-    rounds: int,
     settings: BOSettings,
+    *,
     attrs: Mapping[str, Any],
-    size: str = "full",
-    n_jobs: int = 2,
-    alpha: float = 0.1,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Simulate the best proposals (and the DFT defaults), feed the results back, repeat.
 
-    Round ``r`` simulates the ``n`` best distinct, not yet simulated proposals of the current
-    study (round 0: the main study; the DFT defaults are simulated in round 0 too).  Results are
-    told to the study ``<name>-verified`` (the record of simulator evaluations).  Between rounds,
-    runs written by ``run_specs`` as a campaign folder are added to the data, the surrogate is
-    refitted, and a new study ``<name>-round<r>`` is seeded with every verified result (ask/tell)
-    before its ``settings.trials`` surrogate trials propose the next batch.
+    Round ``r`` simulates the ``settings.verify`` best distinct, not yet simulated proposals of
+    the current study (round 0: the main study; the DFT defaults are simulated in round 0 too),
+    ``settings.replicates`` seeds each, for ``settings.rounds`` rounds.  Results are told to
+    the study ``<name>-verified`` (the record of simulator evaluations).  Between rounds, runs
+    written by ``run_specs`` as a campaign folder are added to the data, the surrogate is
+    refitted, and a new study ``<name>-round<r>`` is seeded with every verified result
+    (ask/tell) before its ``settings.trials`` surrogate trials propose the next batch.
 
     Returns
     -------
@@ -465,8 +448,10 @@ def verify_loop(
     from seilab.plotting import ce as plots
     from seilab.plotting.style import save_figure
 
+    storage = study_storage(out)
+    n, replicates, rounds = settings.verify, settings.replicates, settings.rounds
     verified_study = open_study(
-        out,
+        storage,
         settings,
         attrs={**attrs, "purpose": "simulator results"},
         name=f"{settings.study_name}-verified",
@@ -519,12 +504,12 @@ def verify_loop(
                 cur_data,
                 model=cur_sur.model,
                 seed=settings.seed + r + 1,
-                size=size,
-                n_jobs=n_jobs,
-                alpha=alpha,
+                size=settings.size,
+                n_jobs=settings.n_jobs,
+                alpha=settings.alpha,
             )
             cur_study = open_study(
-                out,
+                storage,
                 settings,
                 attrs={**attrs, "fingerprint": cur_sur.fingerprint, "round": r + 1},
                 name=f"{settings.study_name}-round{r + 1}",
@@ -532,11 +517,11 @@ def verify_loop(
             allv = pd.concat(reports, ignore_index=True)
             _tell_verified(cur_study, params, allv[allv["label"] != "DFT defaults"], r)
             n_sim = _n_simulator(cur_study)
-            run_trials(
+            _search(
                 cur_study,
                 make_objective(cur_sur, params, settings.support_penalty),
                 settings.trials + n_sim,
-                progress=progress,
+                progress,
             )
     report = pd.concat(reports, ignore_index=True).drop(columns=["spec"])
     dft_sim = report.loc[report["label"] == "DFT defaults", "simulated_ce_pct"]

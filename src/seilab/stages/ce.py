@@ -136,7 +136,9 @@ def run_ce_analysis(
     """Analyse a campaign folder (or a data set in memory) and write every output to ``out``.
 
     The CE stage of ``seilab run`` and ``seilab analyze ce``: :func:`seilab.analysis.ce.analyse_ce`
-    then :func:`write_ce_outputs`; warnings of the libraries go to the summary.
+    then :func:`write_ce_outputs`; warnings of the libraries go to the summary, and with
+    ``progress`` each step's time is shown on stderr as it ends (the analysis returns the
+    timings, :attr:`~seilab.analysis.ce.CEResult.timings`, also in ``summary.json``).
 
     Returns
     -------
@@ -147,6 +149,7 @@ def run_ce_analysis(
     from seilab.analysis.dataset import load_campaign
     from seilab.errors import AnalysisError
     from seilab.io import captured_warnings
+    from seilab.stages.base import console_steps
 
     if data is None:
         if folder is None:
@@ -156,7 +159,7 @@ def run_ce_analysis(
     else:
         source = "in-memory data"
     with captured_warnings() as caught:
-        res = analyse_ce(data, settings, source=source, progress=progress)
+        res = analyse_ce(data, settings, source=source, steps=console_steps(progress))
     res.summary["warnings"] = caught
     write_ce_outputs(res, out)
     return res

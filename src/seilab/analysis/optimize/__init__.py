@@ -10,7 +10,8 @@ longest run in the data, 100 for the paper's campaign):
 Optimised pairs take values on the paper's grid 0.0, 0.1, ..., 1.5 eV (Optuna integer tenths
 0..15, so the keys are exact); every other pair stays at its DFT value
 (:data:`seilab.analysis.defaults.DFT_PAIR_ENERGIES`).  The search is Optuna's TPE with explicit
-settings, stored in an SQLite database that Optuna's own tools open; re-running resumes.
+settings (:class:`BOSettings`, the whole recipe), in an Optuna storage the caller gives (the
+``bo`` stage: an SQLite database that Optuna's own tools open); re-running resumes.
 
 ``--verify N`` runs the real simulator (through a ``run_specs`` callable: the campaign runner) at
 the N best distinct proposals and the DFT defaults, R replicates each; ``--rounds K`` feeds the
@@ -24,6 +25,7 @@ from seilab.analysis.optimize.space import (
     GRID_HIGH,
     GRID_LOW,
     GRID_STEP_EV,
+    SIZES,
     STUDY_NAME,
     BOSettings,
     RunSpecs,
@@ -35,19 +37,19 @@ from seilab.analysis.optimize.space import (
     history_table,
     make_objective,
     make_sampler,
+    missing_trials,
     open_study,
     resolve_pairs,
     run_trials,
-    storage_url,
     trial_energies,
 )
 from seilab.analysis.optimize.surrogate import (
     SURROGATE_FEATURES,
     CESurrogate,
     _run_means,
-    cached_surrogate,
     fit_surrogate,
     pair_ranking,
+    surrogate_cache_key,
     surrogate_data_fingerprint,
     wilson_interval,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "GRID_LOW",
     "GRID_STEP_EV",
     "RunSpecs",
+    "SIZES",
     "STUDY_NAME",
     "SURROGATE_FEATURES",
     "_n_complete",
@@ -69,18 +72,18 @@ __all__ = [
     "_tell_verified",
     "best_proposals",
     "best_vs_dft",
-    "cached_surrogate",
     "convergence_trial",
     "fit_surrogate",
     "full_energies",
     "history_table",
     "make_objective",
     "make_sampler",
+    "missing_trials",
     "open_study",
     "pair_ranking",
     "resolve_pairs",
     "run_trials",
-    "storage_url",
+    "surrogate_cache_key",
     "surrogate_data_fingerprint",
     "timed",
     "trial_energies",

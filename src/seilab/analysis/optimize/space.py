@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Grid of the optimised energies: integer tenths of an eV, 0..15 (0.0..1.5 eV).
 GRID_LOW, GRID_HIGH = 0, GRID_LEVELS - 1
-#: Default study name inside ``OUT/optuna.db``.
+#: Default study name inside the Optuna storage (the ``bo`` stage's ``optuna.db``).
 STUDY_NAME = "seilab-ce-bo"
 #: Convergence: first trial whose best-so-far is within this many percentage points of the final best.
 CONVERGENCE_TOL_PCT = 0.1
@@ -68,18 +68,42 @@ def full_energies(partial: Mapping[str, float]) -> dict[str, float]:
     return {p: float(partial.get(p, DFT_PAIR_ENERGIES[p])) for p in schema.PAIRS}
 
 
-# ---------------------------------------------------------------------- study
-@dataclass
+# ---------------------------------------------------------------------- the recipe
+#: Surrogate sizes.
+SIZES = ("full", "small")
+
+
+@dataclass(frozen=True)
 class BOSettings:
-    """Optuna settings of the search (all explicit; Optuna 5 changed several defaults).
+    """The whole recipe of the optimisation: pairs, surrogate, Optuna study and verification.
+
+    One object, built once by ``seilab optimize`` or the ``bo`` stage of ``seilab run`` and
+    passed as is to :func:`seilab.stages.bo_run.run_optimization`; :meth:`settings_hash` is what
+    ``seilab run`` compares to resume.  Every Optuna setting is explicit (Optuna 5 changed
+    several defaults).  Invalid values raise :class:`~seilab.errors.AnalysisError` when the
+    object is built, before any work.
 
     Attributes
     ----------
+    params
+        Pairs to optimise (canonical names of :data:`seilab.schema.PAIRS`; a string
+        ``"SFO-Li,F-Li"`` or any case is accepted and canonicalised).  ``None``: the ``top_k``
+        pairs of a SHAP ranking.
+    top_k
+        Number of pairs taken from the ranking when ``params`` is ``None``.
+    surrogate
+        Regressor of the surrogate (``dense_nn``, ``xgboost``, ``extra_trees``, ``mlp``).
+    size
+        ``"full"`` or ``"small"`` surrogate.
+    alpha
+        Miscoverage of the surrogate's mean-CE interval.
+    n_jobs
+        Threads (not part of :meth:`identity`: they do not change what is computed).
     trials
         Total number of surrogate trials in the study (re-running adds only the missing ones).
     seed
-        Sampler seed (a resumed run seeds with ``seed + completed trials`` so that it does not
-        replay the first random proposals).
+        Seed of the surrogate and of the sampler (a resumed run seeds the sampler with
+        ``seed + completed trials`` so that it does not replay the first random proposals).
     n_startup_trials
         Random trials before TPE starts modelling.
     n_ei_candidates
@@ -89,13 +113,27 @@ class BOSettings:
     constant_liar
         Constant-liar heuristic (only useful for parallel workers; off: trials are sequential).
     study_name
-        Study name inside the SQLite database.
+        Study name inside the Optuna storage.
     support_penalty
         Weight of the penalty for proposals away from the data: the objective loses this many
         interval half-widths per reference distance (the data's own nearest-neighbour spacing,
         in the subspace of the optimised pairs) beyond that distance; 0 disables it.
+    verify
+        Best proposals simulated per verification round (0: no verification).
+    replicates
+        Replicate seeds per verified parameter set.
+    rounds
+        Verification rounds; after each round but the last the simulated runs join the data,
+        the surrogate is refitted and a new study ``<study_name>-round<k>`` is seeded with the
+        verified results (ask/tell) and searched again.
     """
 
+    params: tuple[str, ...] | None = None
+    top_k: int = 5
+    surrogate: str = "xgboost"
+    size: str = "full"
+    alpha: float = 0.1
+    n_jobs: int = 2
     trials: int = 150
     seed: int = 0
     n_startup_trials: int = 10
@@ -104,8 +142,65 @@ class BOSettings:
     constant_liar: bool = False
     study_name: str = STUDY_NAME
     support_penalty: float = 1.0
+    verify: int = 0
+    replicates: int = 3
+    rounds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.params is not None:
+            # canonical names, so that equal recipes hash equally whatever the spelling
+            object.__setattr__(self, "params", tuple(resolve_pairs(self.params)))
+        elif not 1 <= self.top_k <= len(schema.PAIRS):
+            raise AnalysisError(
+                f"--top-k must be between 1 and {len(schema.PAIRS)}, got {self.top_k}"
+            )
+        if self.surrogate not in schema.REGRESSOR_TITLES:
+            raise AnalysisError(
+                f"unknown surrogate {self.surrogate!r}; allowed: {', '.join(schema.REGRESSOR_TITLES)}"
+            )
+        if self.size not in SIZES:
+            raise AnalysisError(f"--size must be 'full' or 'small', got {self.size!r}")
+        if not 0 < self.alpha < 1:
+            raise AnalysisError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if self.trials < 1:
+            raise AnalysisError(f"--trials must be at least 1, got {self.trials}")
+        if self.n_startup_trials < 0:
+            raise AnalysisError(f"--startup must be >= 0, got {self.n_startup_trials}")
+        if self.verify < 0 or self.replicates < 1 or self.rounds < 1:
+            raise AnalysisError("--verify must be >= 0, --replicates >= 1 and --rounds >= 1")
+        if not self.study_name:
+            raise AnalysisError("--study-name must not be empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data (round-trips through ``BOSettings(**d)``)."""
+        d = asdict(self)
+        d["params"] = None if self.params is None else list(self.params)
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the results: :meth:`to_dict` without ``n_jobs``."""
+        d = self.to_dict()
+        d.pop("n_jobs")
+        return d
+
+    def settings_hash(self) -> str:
+        """Stable hash of :meth:`identity` (16 hex digits; :func:`seilab.io.stable_hash`)."""
+        from seilab.io import stable_hash
+
+        return stable_hash(self.identity(), 16)
+
+    def sampler_settings(self) -> dict[str, Any]:
+        """The TPE sampler's settings (recorded in the study and the summary)."""
+        return {
+            "seed": self.seed,
+            "n_startup_trials": self.n_startup_trials,
+            "n_ei_candidates": self.n_ei_candidates,
+            "multivariate": self.multivariate,
+            "constant_liar": self.constant_liar,
+        }
 
 
+# ---------------------------------------------------------------------- study
 def make_sampler(settings: BOSettings, *, seed: int | None = None):
     """The TPE sampler with every setting explicit."""
     import optuna
@@ -120,11 +215,6 @@ def make_sampler(settings: BOSettings, *, seed: int | None = None):
     )
 
 
-def storage_url(out: str | Path) -> str:
-    """SQLite URL of ``OUT/optuna.db``."""
-    return f"sqlite:///{(Path(out) / 'optuna.db').resolve()}"
-
-
 def _n_complete(study) -> int:
     import optuna
 
@@ -132,35 +222,40 @@ def _n_complete(study) -> int:
 
 
 def open_study(
-    out: str | Path, settings: BOSettings, *, attrs: Mapping[str, Any], name: str | None = None
+    storage: Any, settings: BOSettings, *, attrs: Mapping[str, Any], name: str | None = None
 ):
     """Create or reopen the study; refuse to resume one made with other parameters or data.
 
     Parameters
     ----------
-    out
-        Output folder holding ``optuna.db``.
+    storage
+        An Optuna storage or its URL (the ``bo`` stage gives the SQLite URL of its
+        ``optuna.db``: :func:`seilab.stages.bo.study_storage`).
     settings
-        BO settings.
+        The recipe (its sampler settings and study name).
     attrs
         Study user attributes that must match on resume (``params``, ``fingerprint``, ...).
     name
         Study name (default ``settings.study_name``).
+
+    Raises
+    ------
+    AnalysisError
+        The study exists and was run with other ``params``, data, surrogate or objective.
     """
     import optuna
 
     name = name or settings.study_name
-    url = storage_url(out)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(url)
+    where = storage if isinstance(storage, str) else "the storage"
+    if isinstance(storage, str):
+        storage = optuna.storages.RDBStorage(storage)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if name in existing:
         study = optuna.load_study(study_name=name, storage=storage)
         for k in ("params", "fingerprint", "surrogate_model", "objective"):
             if k in attrs and k in study.user_attrs and study.user_attrs[k] != attrs[k]:
                 raise AnalysisError(
-                    f"{url}: study {name!r} was run with {k} = {study.user_attrs[k]!r}, not {attrs[k]!r}; "
+                    f"{where}: study {name!r} was run with {k} = {study.user_attrs[k]!r}, not {attrs[k]!r}; "
                     "use another --out or --study-name"
                 )
     else:
@@ -200,21 +295,25 @@ def _n_simulator(study) -> int:
     )
 
 
-def run_trials(
-    study, objective: Callable[[Any], float], n_total: int, *, progress: bool = True
-) -> int:
-    """Run trials until the study holds ``n_total`` completed trials; returns how many were added."""
-    missing = max(0, n_total - _n_complete(study))
-    if missing == 0:
-        return 0
-    if progress:
-        from rich.progress import Progress
+def missing_trials(study, n_total: int) -> int:
+    """How many trials :func:`run_trials` adds to reach ``n_total`` completed trials."""
+    return max(0, n_total - _n_complete(study))
 
-        with Progress(transient=True) as bar:
-            task = bar.add_task("BO trials", total=missing)
-            study.optimize(objective, n_trials=missing, callbacks=[lambda s, t: bar.advance(task)])
-    else:
-        study.optimize(objective, n_trials=missing)
+
+def run_trials(
+    study,
+    objective: Callable[[Any], float],
+    n_total: int,
+    *,
+    callbacks: Sequence[Callable[[Any, Any], None]] = (),
+) -> int:
+    """Run trials until the study holds ``n_total`` completed trials; returns how many were added.
+
+    ``callbacks`` are Optuna's ``(study, trial)`` callbacks (the stage's progress bar).
+    """
+    missing = missing_trials(study, n_total)
+    if missing:
+        study.optimize(objective, n_trials=missing, callbacks=list(callbacks) or None)
     return missing
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -277,33 +276,21 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
-def cached_surrogate(path: Path, data: pd.DataFrame, **kwargs: Any) -> CESurrogate:
-    """:func:`fit_surrogate`, reusing ``path`` when it holds one fitted on the same data and settings.
+def surrogate_cache_key(data: pd.DataFrame, **kwargs: Any) -> dict[str, Any]:
+    """What a fitted surrogate depends on: the data fingerprint plus every :func:`fit_surrogate`
+    setting (the ``bo`` stage keeps a fitted surrogate under this key).
 
-    A resumed study must keep the objective it started with; the cache guarantees that (and
-    saves the fit).  The cache key is the data fingerprint plus every setting.
+    Raises
+    ------
+    AnalysisError
+        The data lack the run id, the target or a surrogate feature.
     """
-    import pickle
-
     missing = [
         c for c in (schema.RUN_ID, schema.TARGET, *SURROGATE_FEATURES) if c not in data.columns
     ]
     if missing:
         raise AnalysisError(f"missing column(s) {', '.join(missing)} (see docs/schema.md)")
-    key = {"fingerprint": surrogate_data_fingerprint(data), **dict(sorted(kwargs.items()))}
-    if path.is_file():
-        try:
-            with path.open("rb") as fh:
-                saved = pickle.load(fh)
-            if saved.get("key") == key:
-                return saved["surrogate"]
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            pass
-    sur = fit_surrogate(data, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        pickle.dump({"key": key, "surrogate": sur}, fh)
-    return sur
+    return {"fingerprint": surrogate_data_fingerprint(data), **dict(sorted(kwargs.items()))}
 
 
 def surrogate_data_fingerprint(data: pd.DataFrame) -> str:
