@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from seilab.analysis.optimize import BOSettings
 from seilab.errors import AnalysisError
 from seilab.stages.base import StageContext
-from seilab.stages.bo import BOStage, study_storage
+from seilab.stages.bo import study_storage
+from seilab.stages.bo_run import BOStage
 from seilab.stages.presets import get_preset
 from seilab.stages.runfolder import input_key
 

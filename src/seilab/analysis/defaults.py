@@ -8,6 +8,7 @@ held.  They are read from there (never typed again here).  Keys are the pair nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 
@@ -39,3 +40,8 @@ def dft_pair_columns() -> dict[str, float]:
         ``{schema.pair_column(pair): energy_eV}`` for all 19 pairs.
     """
     return {schema.pair_column(p): float(v) for p, v in DFT_PAIR_ENERGIES.items()}
+
+
+def full_energies(partial: Mapping[str, float]) -> dict[str, float]:
+    """All 19 pair energies: the given ones, the DFT value for the others."""
+    return {p: float(partial.get(p, DFT_PAIR_ENERGIES[p])) for p in schema.PAIRS}

@@ -1,15 +1,16 @@
-"""The ``bo`` stage: Bayesian optimisation of the pair energies and its verification, ``DIR/bo``.
+"""What the ``bo`` stage writes into ``DIR/bo``: its declared file names and Optuna storage.
 
-The declared names below are the only files the stage writes (the report imports them).
+The declared names below are the only files the stage writes (the report imports them); the
+stage itself, :class:`seilab.stages.bo_run.BOStage`, and its driver live in
+:mod:`seilab.stages.bo_run`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from seilab.stages.base import OutputWriter, Stage, StageContext
+from seilab.stages.base import OutputWriter
 
 STUDY_DB = "optuna.db"
 SURROGATE = "surrogate.pkl"
@@ -71,68 +72,3 @@ def record_bo_outputs(out: Path, warnings: list[str] | None = None) -> dict[str,
     if warnings is not None:
         summary["warnings"] = warnings
     return w.finish(SUMMARY, summary)
-
-
-class BOStage(Stage):
-    """Bayesian optimisation (Optuna TPE on a CE surrogate) with verification, ``DIR/bo``."""
-
-    name = "bo"
-    title = "Bayesian optimisation + verification"
-    folder = "bo"
-    summary = SUMMARY
-    after = "ce"
-
-    def outputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
-        return OUTPUTS
-
-    def recipe(self, ctx: StageContext) -> Any:
-        """The :class:`~seilab.analysis.optimize.BOSettings` of a run (the stage's one recipe)."""
-        from seilab.analysis.optimize import BOSettings
-
-        p = ctx.preset
-        return BOSettings(
-            top_k=p.bo_top_k,
-            surrogate=p.bo_surrogate,
-            size=p.bo_size,
-            n_jobs=ctx.jobs,
-            trials=p.bo_trials,
-            seed=ctx.seed,
-            verify=p.verify,
-            replicates=p.verify_replicates,
-        )
-
-    def settings(self, ctx: StageContext) -> dict[str, Any]:
-        """The recipe's identity (threads left out) and the simulator of the verification."""
-        from seilab.stages.campaign import campaign_identity
-
-        return {**self.recipe(ctx).identity(), "simulator": campaign_identity(ctx)}
-
-    def run(self, ctx: StageContext, out: Path) -> dict[str, Any]:
-        from seilab.stages.bo_run import run_optimization
-        from seilab.stages.ce import SHAP_RANKING
-
-        p = ctx.preset
-        ranking = ctx.stage_dir("ce") / SHAP_RANKING
-        res = run_optimization(
-            ctx.campaign,
-            out,
-            self.recipe(ctx),
-            ranking=ranking if ranking.is_file() else None,
-            simulator_options={
-                "base_model": ctx.model,
-                "cycles": p.cycles,
-                "box": None if p.box is None else list(p.box),
-                "overrides": dict(p.set) or None,
-                "workers": ctx.workers,
-                "seed": ctx.seed,
-                "backend": ctx.backend,
-                "scheduler": ctx.scheduler,
-            },
-            progress=ctx.progress,
-        )
-        record_bo_outputs(out)
-        note = f"converged at trial {res.converged_trial} of {res.summary['trials']}"
-        v = res.summary.get("verification")
-        if v:
-            note += f"; verification: holds = {v.get('holds')}"
-        return {"note": note}

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from seilab import schema
-from seilab.analysis.defaults import DFT_PAIR_ENERGIES
+from seilab.analysis.defaults import DFT_PAIR_ENERGIES, full_energies
 from seilab.analysis.optimize.space import (
     CONVERGENCE_TOL_PCT,
     GRID_HIGH,
@@ -28,7 +28,6 @@ from seilab.analysis.optimize.space import (
     _n_simulator,
     best_proposals,
     convergence_trial,
-    full_energies,
     history_table,
     make_objective,
     missing_trials,
@@ -45,11 +44,13 @@ from seilab.analysis.optimize.surrogate import (
 from seilab.analysis.optimize.verify import _tell_verified, best_vs_dft, verification_verdict
 from seilab.errors import AnalysisError
 from seilab.io import atomic_write_csv, atomic_write_json
+from seilab.stages.base import Stage, StageContext
 from seilab.stages.bo import (
     BEST_ENERGIES,
     BEST_VS_DFT,
     HISTORY,
     HISTORY_PLOT,
+    OUTPUTS,
     PAIR_CURVES,
     PAIR_CURVES_PLOT,
     PAIR_RANKING,
@@ -60,6 +61,7 @@ from seilab.stages.bo import (
     VERIFICATION,
     VERIFICATION_PLOT,
     VERIFY_DIR,
+    record_bo_outputs,
     study_storage,
 )
 from seilab.stages.bo_verify import (
@@ -530,3 +532,67 @@ def verify_loop(
     atomic_write_csv(report, out / VERIFICATION)
     save_figure(plots.verification(report), out / VERIFICATION_PLOT)
     return report
+
+
+class BOStage(Stage):
+    """Bayesian optimisation (Optuna TPE on a CE surrogate) with verification, ``DIR/bo``."""
+
+    name = "bo"
+    title = "Bayesian optimisation + verification"
+    folder = "bo"
+    summary = SUMMARY
+    after = "ce"
+
+    def outputs(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
+        return OUTPUTS
+
+    def recipe(self, ctx: StageContext) -> Any:
+        """The :class:`~seilab.analysis.optimize.BOSettings` of a run (the stage's one recipe)."""
+        from seilab.analysis.optimize import BOSettings
+
+        p = ctx.preset
+        return BOSettings(
+            top_k=p.bo_top_k,
+            surrogate=p.bo_surrogate,
+            size=p.bo_size,
+            n_jobs=ctx.jobs,
+            trials=p.bo_trials,
+            seed=ctx.seed,
+            verify=p.verify,
+            replicates=p.verify_replicates,
+        )
+
+    def settings(self, ctx: StageContext) -> dict[str, Any]:
+        """The recipe's identity (threads left out) and the simulator of the verification."""
+        from seilab.stages.campaign import campaign_identity
+
+        return {**self.recipe(ctx).identity(), "simulator": campaign_identity(ctx)}
+
+    def run(self, ctx: StageContext, out: Path) -> dict[str, Any]:
+        from seilab.stages.ce import SHAP_RANKING
+
+        p = ctx.preset
+        ranking = ctx.stage_dir("ce") / SHAP_RANKING
+        res = run_optimization(
+            ctx.campaign,
+            out,
+            self.recipe(ctx),
+            ranking=ranking if ranking.is_file() else None,
+            simulator_options={
+                "base_model": ctx.model,
+                "cycles": p.cycles,
+                "box": None if p.box is None else list(p.box),
+                "overrides": dict(p.set) or None,
+                "workers": ctx.workers,
+                "seed": ctx.seed,
+                "backend": ctx.backend,
+                "scheduler": ctx.scheduler,
+            },
+            progress=ctx.progress,
+        )
+        record_bo_outputs(out)
+        note = f"converged at trial {res.converged_trial} of {res.summary['trials']}"
+        v = res.summary.get("verification")
+        if v:
+            note += f"; verification: holds = {v.get('holds')}"
+        return {"note": note}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from seilab.errors import SeilabError
 from seilab.stages.base import Stage
-from seilab.stages.bo import BOStage
+from seilab.stages.bo_run import BOStage
 from seilab.stages.campaign import CampaignStage
 from seilab.stages.ce import CEStage
 from seilab.stages.dataset import DatasetStage

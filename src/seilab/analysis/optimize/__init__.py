@@ -20,6 +20,7 @@ verified results back (ask/tell) and proposes again.
 
 from __future__ import annotations
 
+from seilab.analysis.defaults import full_energies
 from seilab.analysis.optimize.space import (
     CONVERGENCE_TOL_PCT,
     GRID_HIGH,
@@ -33,7 +34,6 @@ from seilab.analysis.optimize.space import (
     _n_simulator,
     best_proposals,
     convergence_trial,
-    full_energies,
     history_table,
     make_objective,
     make_sampler,

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from seilab import schema
-from seilab.analysis.defaults import DFT_PAIR_ENERGIES
 from seilab.campaign.design import GRID_LEVELS, GRID_STEP_EV
 from seilab.errors import AnalysisError
 
@@ -61,11 +60,6 @@ def resolve_pairs(names: str | Sequence[str]) -> list[str]:
     if not out:
         raise AnalysisError(f"no pair to optimise; allowed: {', '.join(schema.PAIRS)}")
     return out
-
-
-def full_energies(partial: Mapping[str, float]) -> dict[str, float]:
-    """All 19 pair energies: the given ones, the DFT value for the others."""
-    return {p: float(partial.get(p, DFT_PAIR_ENERGIES[p])) for p in schema.PAIRS}
 
 
 # ---------------------------------------------------------------------- the recipe

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from seilab import schema
-from seilab.analysis.optimize.space import GRID_STEP_EV, full_energies
+from seilab.analysis.defaults import full_energies
+from seilab.campaign.design import GRID_STEP_EV
 from seilab.errors import AnalysisError
 
 # ---------------------------------------------------------------------- surrogate
