@@ -37,7 +37,10 @@ from seilab.kmc.kernels import (  # noqa: E402
     H_END,
     H_EVENTS,
     H_FAILED,
+    H_FILLED,
     H_REJECTED,
+    H_REMOVED,
+    H_WRAP,
     IP_BUDGET,
     IP_MAX_ATTEMPTS,
     IP_MAX_REJ,
@@ -54,10 +57,19 @@ from seilab.kmc.kernels import (  # noqa: E402
 
 
 @njit
-def traced_half(st, half, hc, tout, rng_state, rev_stamp, rev_label, rec_w, rec_r, rec_h):
-    """``kernels._run_half`` with a record per reaction draw; returns the number of records."""
+def traced_half(
+    st, half, hc, tout, rng_state, rev_stamp, rev_label, rec_w, rec_r, rec_h, hop_stats
+):
+    """``kernels._run_half`` with a record per reaction draw; returns the number of records.
+
+    ``hop_stats`` receives (hops, hops that undo the previous hop, hops after which the
+    framework rules changed a site, hops that changed W).
+    """
     ip, fp = st.s.ip, st.s.fp
     tdis = st.d.tdis
+    log, logn = st.d.log, st.d.logn
+    prev_a = -1
+    prev_b = -1
     nmol = np.zeros(max(ip[IP_NMOL], 1), dtype=np.int64)
     dt = np.zeros(1)
     t = 0.0
@@ -80,10 +92,24 @@ def traced_half(st, half, hc, tout, rng_state, rev_stamp, rev_label, rec_w, rec_
             if rng_state[0] < rng_state[1]:
                 rng_state[0] += 1
                 molecule_numbers(st, nmol)
+                l0 = logn[0]
+                w0 = tdis[1]
                 if diffusion_step(st, nmol, rev_stamp, rev_label, hc):
                     fired = True
                     hops += 1
+                    a = log[l0] // 8  # the site the fragment left, then the one it entered
+                    b = log[l0 + 1] // 8
+                    fw = hc[H_WRAP] + hc[H_REMOVED] + hc[H_FILLED]
                     maintenance(st, hc, False, rev_stamp, rev_label)
+                    hop_stats[0] += 1
+                    if a == prev_b and b == prev_a:
+                        hop_stats[1] += 1
+                    if hc[H_WRAP] + hc[H_REMOVED] + hc[H_FILLED] != fw:
+                        hop_stats[2] += 1
+                    if tdis[1] != w0:
+                        hop_stats[3] += 1
+                    prev_a = a
+                    prev_b = b
                 else:
                     failed += 1
                     hc[H_FAILED] += 1
@@ -153,6 +179,7 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
     n_draw = n_acc = n_spike_acc = n_hops = n_wchg = 0
     p_base = 0.0  # expected acceptances from draws with W x limit <= 1
     halves = []
+    hop_stats = np.zeros(4, dtype=np.int64)
     c0 = time.process_time()
     kind = 0
     for _ in range(2 * m.spec.protocol.cycles):
@@ -173,6 +200,7 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
                 rec_w,
                 rec_r,
                 rec_h,
+                hop_stats,
             )
             # as Simulation.run_half: the end-of-half statistics draw a fresh molecule sample
             lat = sim.comp.lattice
@@ -188,6 +216,9 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
             n_spike_acc += int((w[acc] * limit > 1).sum())
             small = w * limit <= 1
             p_base += float((-np.expm1(-w[small] * limit)).sum())
+            hg = np.diff(np.r_[-1, acc]) - 1
+            if r.size and r[-1] != K.R_FIRED:  # rejections left open at the end of the half
+                hg = np.r_[hg, r.size - 1 - (acc[-1] if acc.size else -1)]
             gaps += (np.diff(np.r_[-1, acc]) - 1).tolist()
             halves.append(
                 {
@@ -198,12 +229,19 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
                     "rejected": int(hc[H_REJECTED]),
                     "end": int(hc[H_END]),
                     "half": 2 * len(halves) + 1,
+                    "max_run_of_rejections": int(hg.max()) if hg.size else 0,
                 }
             )
         kind = 1 - kind
         if int(hc[H_END]) == END_STALLED or time.process_time() - c0 > cpu_limit:
             break
     g = np.array(gaps) if gaps else np.zeros(1)
+    # with a lower max_rejections the run would have stalled (and ended) in the first half
+    # holding that many consecutive rejections: the traced trajectory up to there is the same
+    cap_end = {}
+    for cap in (1_000, 10_000, 30_000):
+        first = next((h for h in halves if h["max_run_of_rejections"] >= cap), None)
+        cap_end[str(cap)] = None if first is None else first["half"]
     return {
         "run_id": run["run_id"],
         "cpu_s": time.process_time() - c0,
@@ -214,9 +252,14 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
         "share_draws_w_changed": n_wchg / max(n_draw, 1),
         "share_accepted_at_spike": n_spike_acc / max(n_acc, 1),
         "expected_accepted_from_baseline_draws": p_base,
+        "discharge_hops_undoing_previous_hop": int(hop_stats[1]) / max(int(hop_stats[0]), 1),
+        "discharge_hops_with_framework_change": int(hop_stats[2]) / max(int(hop_stats[0]), 1),
+        "discharge_hops_changing_w": int(hop_stats[3]) / max(int(hop_stats[0]), 1),
         "gap_quantiles_50_90_99_max": [float(q) for q in np.quantile(g, [0.5, 0.9, 0.99, 1.0])],
         "gaps_over_1e3_1e4_1e5": [int((g > k).sum()) for k in (1e3, 1e4, 1e5)],
         "slowest_halves": sorted(halves, key=lambda h: -h["cpu_s"])[:3],
+        "stalled_at_half_with_max_rejections": cap_end,
+        "halves_traced": halves,
     }
 
 
@@ -232,7 +275,7 @@ def main() -> None:
     res = []
     for rid in a.runs.split(","):
         x = trace_run(runs[rid], a.cpu)
-        print(json.dumps(x), flush=True)
+        print(json.dumps({k: v for k, v in x.items() if k != "halves_traced"}), flush=True)
         res.append(x)
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1))
