@@ -1,9 +1,10 @@
 """Per-run and per-half cost of the paper design's parameter sets (the slow discharge halves).
 
 ``--scan`` runs every set of the paper design (``oat`` 304 + ``random`` 76, campaign seed 0,
-the runs' own seeds) with a CPU-time limit per run, in ``--jobs`` processes, and prints the
-slowest.  ``--run RUN_ID`` runs one set half by half and prints, per half, its wall time,
-events, fragment hops, rejected draws, failed draws and end reason.
+the runs' own seeds) in ``--jobs`` processes, kills a run after ``--limit`` seconds of wall time,
+and prints the finished runs' CPU time (sum, median) and the slowest or killed runs.
+``--run RUN_ID`` runs one set half by half and prints, per half, its CPU time, events, fragment
+hops, rejected draws, failed draws and end reason.
 
 Usage::
 
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -200,10 +202,18 @@ def main() -> None:
         json.dump(res, f)
     res.sort(key=lambda x: -x["cpu_s"])
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = [x["cpu_s"] for x in res if x["end"] != "killed"]
+    killed = [x["run_id"] for x in res if x["end"] == "killed"]
     print(
         f"{len(res)} runs, wall {time.perf_counter() - t0:.0f} s, CPU {ru.ru_utime + ru.ru_stime:.0f} s, "
         f"load {os.getloadavg()[0]:.1f}"
     )
+    if done:
+        print(
+            f"{len(done)} finished: {sum(done):.0f} CPU s in all, median {statistics.median(done):.2f} s, "
+            f"mean {statistics.mean(done):.2f} s"
+        )
+    print(f"{len(killed)} killed after {a.limit:.0f} s: {', '.join(killed)}")
     for x in res[:40]:
         print(
             x["run_id"],
