@@ -11,6 +11,7 @@ draws before an accepted draw.
 Usage::
 
     python benchmarks/rejection_trace.py --runs random-00003-r0,random-00002-r0 --cpu 60
+    python benchmarks/rejection_trace.py --runs random-00003-r0 --check 14   # same counters?
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ def traced_half(
     return nrec
 
 
-def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
+def trace_run(
+    run: dict, cpu_limit: float, cap: int = 4_000_000, max_halves: int | None = None
+) -> dict:
     """Run one set; discharge halves through :func:`traced_half`; summary of the records."""
     from seilab.kmc.engine import Simulation
     from seilab.model import load_model
@@ -182,7 +185,7 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
     hop_stats = np.zeros(4, dtype=np.int64)
     c0 = time.process_time()
     kind = 0
-    for _ in range(2 * m.spec.protocol.cycles):
+    for _ in range(max_halves or 2 * m.spec.protocol.cycles):
         hc = np.zeros(K.H_BASE + n_rx + n_ch + nsp, dtype=np.int64)
         tout = np.zeros(1)
         t0 = time.process_time()
@@ -230,6 +233,7 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
                     "end": int(hc[H_END]),
                     "half": 2 * len(halves) + 1,
                     "max_run_of_rejections": int(hg.max()) if hg.size else 0,
+                    "hc": [int(v) for v in hc],
                 }
             )
         kind = 1 - kind
@@ -263,6 +267,30 @@ def trace_run(run: dict, cpu_limit: float, cap: int = 4_000_000) -> dict:
     }
 
 
+def check_same(run: dict, n_halves: int) -> bool:
+    """True if the traced loop gives the engine's counters in each discharge half."""
+    from seilab.kmc.engine import Simulation
+    from seilab.model import load_model
+
+    x = trace_run(run, float("inf"), max_halves=n_halves)
+    sim = Simulation(load_model("paper").with_overrides(run["overrides"]), run["seed"])
+    ok = True
+    kind = "charge"
+    ref = []
+    for _ in range(n_halves):
+        rec = sim.run_half(kind)
+        if kind == "discharge":
+            ref.append([int(v) for v in rec.hc])
+        kind = "discharge" if kind == "charge" else "charge"
+        if int(rec.hc[H_END]) == END_STALLED:
+            break
+    for h, r in zip(x["halves_traced"], ref, strict=False):
+        same = h["hc"] == r
+        ok &= same
+        print(f"half {h['half']}: {'same counters' if same else 'DIFFERENT'}")
+    return ok and len(ref) == len(x["halves_traced"])
+
+
 def main() -> None:
     from slow_sets import paper_runs
 
@@ -270,8 +298,18 @@ def main() -> None:
     p.add_argument("--runs", required=True, help="comma-separated run ids of the paper design")
     p.add_argument("--cpu", type=float, default=60.0, help="CPU seconds per run (checked per half)")
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--check",
+        type=int,
+        default=0,
+        help="instead: run the first N halves both ways and compare the counters",
+    )
     a = p.parse_args()
     runs = {r["run_id"]: r for r in paper_runs()}
+    if a.check:
+        ok = all(check_same(runs[rid], a.check) for rid in a.runs.split(","))
+        print("traced loop == engine:", ok)
+        sys.exit(0 if ok else 1)
     res = []
     for rid in a.runs.split(","):
         x = trace_run(runs[rid], a.cpu)
