@@ -171,7 +171,9 @@ def run_ends(data: pd.DataFrame, cycles: int, box_height_a: float, a: float) -> 
             half = 2 * n if last_dis == "stalled" else 2 * n + 1
             counted, ended = True, True
         else:
-            c, half, counted, ended = n, 2 * n, True, n < cycles
+            # a run cut by the compute budget (protocol.max_steps) did not end: censored
+            c, half, counted = n, 2 * n, True
+            ended = n < cycles and end_reason != "step_limit"
         at = d[d["cycle"] == c].iloc[0]
         eth0 = float(d["n_sp_eth"].iloc[0]) or 1.0
         if not ended:

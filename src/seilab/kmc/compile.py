@@ -163,6 +163,7 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     ip[K.IP_BUDGET] = prot.event_budget
     ip[K.IP_MAX_ATTEMPTS] = prot.max_failed_attempts
     ip[K.IP_MAX_REJ] = prot.max_rejections
+    ip[K.IP_MAX_STEPS] = prot.max_steps
     ip[K.IP_STRIP_RX] = strip_rx
     ip[K.IP_HOP_RX] = hop_rx
     ip[K.IP_MOL_INT_ANY] = int(np.any(INT[:nsplat, nsplat:] != 0))

@@ -25,6 +25,7 @@ END_NAMES = {
     K.END_TIME: "time",
     K.END_NO_EVENTS: "no_events",
     K.END_STALLED: "stalled",
+    K.END_STEP_LIMIT: "step_limit",
 }
 
 
@@ -117,8 +118,9 @@ class Simulation:
         K.init_state(self.st)
         self.dyn.misc[K.M_FULL] = 1  # the first maintenance pass runs over the whole lattice
         K.seed_rng(self.seed)
+        # (stop, max_to_stop, steps of the run so far): carried from half to half
         self.rng_state = np.array(
-            [0, K.draw_int(1, max(spec.diffusion.max_to_stop, 1))], dtype=np.int64
+            [0, K.draw_int(1, max(spec.diffusion.max_to_stop, 1)), 0], dtype=np.int64
         )
         self.rev_stamp = np.zeros(lat.n_sites, dtype=np.int64)
         self.rev_label = np.zeros(lat.n_sites, dtype=np.int8)
@@ -437,6 +439,11 @@ def simulate(
         while len(rows) < n_cycles:
             rec = sim.run_half(kind)
             kind = "discharge" if kind == "charge" else "charge"
+            if int(rec.hc[K.H_END]) == K.END_STEP_LIMIT:
+                # the compute budget (protocol.max_steps), not the model, ends the run: the
+                # unfinished cycle is dropped and every kept cycle is the unlimited run's
+                end_reason = "step_limit"
+                break
             # the legacy loop stops the run when no acceptable reaction can be drawn
             stop = spec.protocol.stall_ends_run and int(rec.hc[K.H_END]) == K.END_STALLED
             if rec.kind == order[0] or pending is None:

@@ -80,8 +80,9 @@ N_SETS = 5
     IP_WRAP_SHORTCUT,
     IP_FILL_MOL_MAX,
     IP_CONSUME_MASK,
-) = range(25)
-N_IP = 25
+    IP_MAX_STEPS,
+) = range(26)
+N_IP = 26
 # float parameters (fp)
 FP_KT, FP_DIFF_PREF, FP_SCAN, FP_REJECT, FP_EL_MOLPERSITE = range(5)
 N_FP = 5
@@ -101,7 +102,7 @@ LOG_FRAGMENT, LOG_METAL, LOG_BACKGROUND = 1, 2, 4
 K_MOLECULE, K_FRAGMENT, K_STRIP, K_HOP = 0, 1, 2, 3
 
 # end reasons of a half-cycle
-END_BUDGET, END_TIME, END_NO_EVENTS, END_STALLED = 0, 1, 2, 3
+END_BUDGET, END_TIME, END_NO_EVENTS, END_STALLED, END_STEP_LIMIT = 0, 1, 2, 3, 4
 
 # per-half counters (hc), indices; per-reaction and per-channel blocks follow
 (
@@ -1413,7 +1414,10 @@ def run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
     """Run one half-cycle until the event budget, the time cap, or no possible event.
 
     ``rng_state`` holds (stop, max_to_stop), which carry over between half-cycles as in the
-    legacy loop.  ``hc`` receives the half's counters, ``tout[0]`` its kMC duration.
+    legacy loop, and the run's step count so far (every diffusion attempt and reaction draw):
+    past ``IP_MAX_STEPS`` (0: no limit) the half ends with ``END_STEP_LIMIT`` before its next
+    step.  The count draws no random number, so a run is the same up to its limit.  ``hc``
+    receives the half's counters, ``tout[0]`` its kMC duration.
     """
     return _run_half(borrowed(st), half, hc, tout, rng_state, _view(rev_stamp), _view(rev_label))
 
@@ -1439,6 +1443,11 @@ def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
         fired = False
         stop_half = False
         while not fired:
+            if ip[IP_MAX_STEPS] > 0 and rng_state[2] >= ip[IP_MAX_STEPS]:
+                end = END_STEP_LIMIT
+                stop_half = True
+                break
+            rng_state[2] += 1
             if rng_state[0] < rng_state[1]:
                 rng_state[0] += 1
                 molecule_numbers(st, nmol)

@@ -109,6 +109,7 @@ class Protocol(_Strict):
     reject_fraction: Annotated[float, Field(gt=0, le=1)]
     max_failed_attempts: Annotated[int, Field(ge=1)]
     max_rejections: Annotated[int, Field(ge=1)]
+    max_steps: Annotated[int, Field(ge=0)] = 0  # steps per run before it ends (0: no limit)
     stall_ends_run: bool = True
     ce_pairing: Literal["charge_then_discharge", "discharge_then_charge"]
     voltage_charge_v: float
