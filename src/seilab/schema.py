@@ -143,5 +143,8 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "seilab_version",
     "model_sha256",
 )
+#: ``end_reason`` of a run that its step budget (``protocol.max_steps``) ended: a compute limit,
+#: not an outcome; its later cycles are unknown (right-censored, no failure label).
+END_STEP_LIMIT = "step_limit"
 #: Parquet schema-metadata key that carries the run's provenance as JSON.
 METADATA_KEY = b"seilab"

@@ -97,6 +97,33 @@ def test_run_outcomes_horizon_excludes_runs_not_seen_to_it() -> None:
     assert out.loc["early", "label"] == 1.0
 
 
+def test_runs_cut_by_the_step_budget_have_no_label() -> None:
+    """A run its compute budget ended is censored: no failure label unless it failed first."""
+    series = {"natural": [95, 96, 97, 95], "cut": [95, 96], "cut_failed": [95, 50], "f": [60, 60]}
+    reasons = {"natural": "exhausted", "cut": "step_limit", "cut_failed": "step_limit"}
+    data = _frame(series)
+    data["end_reason"] = data[schema.RUN_ID].map(reasons).fillna("completed")
+    for horizon in (None, 2):
+        out = fa.run_outcomes(data, threshold=70.0, horizon=horizon)
+        assert out["cut_by_budget"].to_dict() == {
+            "cut": True, "cut_failed": True, "f": False, "natural": False
+        }  # fmt: skip
+        if horizon is None:
+            assert math.isnan(out.loc["cut", "label"])  # would it have failed? unknown
+        else:
+            assert out.loc["cut", "label"] == 0.0  # seen without failure up to the horizon
+        assert out.loc["cut_failed", "label"] == 1.0 and out.loc["f", "label"] == 1.0
+        assert out.loc["natural", "label"] == 0.0
+        assert out.loc["cut", "time"] == 2 and not out.loc["cut", "event"]  # censored at 2
+    stats = fa.failure_cycle_stats(fa.run_outcomes(data, threshold=70.0))
+    assert stats["n_cut_by_budget"] == 1 and stats["n_failed"] == 2
+    assert stats["fraction_failing"] == pytest.approx(0.5)
+    assert stats["fraction_failing_known"] == pytest.approx(2 / 3)
+    # without the column (an older data set) nothing changes
+    out = fa.run_outcomes(data.drop(columns="end_reason"), threshold=70.0)
+    assert out.loc["cut", "label"] == 0.0 and not out["cut_by_budget"].any()
+
+
 def test_run_outcomes_carries_pair_energies_and_checks_columns() -> None:
     col = schema.PAIR_COLUMNS[0]
     data = _frame({"a": [95, 50], "b": [95, 96]}, extra={col: [0.3, 0.3]})

@@ -241,6 +241,9 @@ def candidate_stats(
     out["runs_failing"] = int(fs["n_failed"])
     out["fraction_failing"] = float(fs["fraction_failing"])
     out["runs_ended_early_without_failing"] = int(fs["n_censored_early"])
+    out["runs_cut_by_step_budget"] = int(fs["n_cut_by_budget"])
+    known = fs["fraction_failing_known"]
+    out["fraction_failing_known"] = float(known) if known is not None else _undef("no run")
     no_fail = _undef("no failing run")
     for key, src in (
         ("failure_cycle_median", "median"),

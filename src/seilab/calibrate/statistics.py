@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seilab import schema
+
 #: Reactions of the charge half (column suffix -> paper vocabulary).
 CHARGE_REACTIONS: dict[str, str] = {
     "plating": "Li plating on Li metal (RxnPlating)",
@@ -173,7 +175,7 @@ def run_ends(data: pd.DataFrame, cycles: int, box_height_a: float, a: float) -> 
         else:
             # a run cut by the compute budget (protocol.max_steps) did not end: censored
             c, half, counted = n, 2 * n, True
-            ended = n < cycles and end_reason != "step_limit"
+            ended = n < cycles and end_reason != schema.END_STEP_LIMIT
         at = d[d["cycle"] == c].iloc[0]
         eth0 = float(d["n_sp_eth"].iloc[0]) or 1.0
         if not ended:

@@ -25,7 +25,7 @@ END_NAMES = {
     K.END_TIME: "time",
     K.END_NO_EVENTS: "no_events",
     K.END_STALLED: "stalled",
-    K.END_STEP_LIMIT: "step_limit",
+    K.END_STEP_LIMIT: schema.END_STEP_LIMIT,
 }
 
 
@@ -442,7 +442,7 @@ def simulate(
             if int(rec.hc[K.H_END]) == K.END_STEP_LIMIT:
                 # the compute budget (protocol.max_steps), not the model, ends the run: the
                 # unfinished cycle is dropped and every kept cycle is the unlimited run's
-                end_reason = "step_limit"
+                end_reason = schema.END_STEP_LIMIT
                 break
             # the legacy loop stops the run when no acceptable reaction can be drawn
             stop = spec.protocol.stall_ends_run and int(rec.hc[K.H_END]) == K.END_STALLED

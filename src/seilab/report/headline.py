@@ -93,6 +93,11 @@ def headline_rows(f: _Folder) -> list[list[str]]:
                 "failure fraction",
                 PAPER["failure_fraction"],
                 f"{100 * frac:.1f} % ({s.get('n_failed')} of {s.get('n_runs')} runs)"
+                + (
+                    f"; {s['n_cut_by_budget']} cut by the step budget before failing (unknown)"
+                    if s.get("n_cut_by_budget")
+                    else ""
+                )
                 if frac is not None
                 else "n/a",
             ]

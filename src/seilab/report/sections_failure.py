@@ -105,8 +105,11 @@ def _no_classifier_reason(s: Mapping[str, Any], short: bool = False) -> str:
     n_f, n = s.get("n_failed") or 0, s.get("n_runs") or 0
     if not n_f:
         return "no run fails"
+    cut = s.get("n_cut_by_budget") or 0
     if n_f == n:
         return "every run fails"
+    if n_f == n - cut:
+        return f"every run with a known outcome fails ({cut} cut by the step budget)"
     if short:
         return "too few runs of a class"
     why = [m for m in s.get("messages") or [] if "classifier" in m]

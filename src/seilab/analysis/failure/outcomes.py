@@ -79,15 +79,19 @@ def run_outcomes(
     horizon
         None (default): the label is "fails before the end of the run", whatever the run's
         length.  An integer H: the label is "fails at a cycle <= H"; runs that neither fail by
-        H nor were observed up to H get a NaN label (excluded from the classifiers).
+        H nor were observed up to H get a NaN label (excluded from the classifiers).  A run
+        that its step budget ended (``end_reason`` ``step_limit``, a compute limit) before it
+        failed has a NaN label unless it was seen up to the horizon: its outcome is unknown,
+        not "no failure".
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``run_id`` with columns ``n_cycles`` (rows), ``last_cycle``, ``n_ce_missing``
         (cycles with NaN CE), ``failure_cycle`` (NaN when the run never fails), ``event`` (bool),
-        ``time`` (failure cycle, or last cycle for a censored run), ``label`` (1.0 / 0.0 / NaN)
-        and one column per pair energy present in the data.
+        ``time`` (failure cycle, or last cycle for a censored run), ``label`` (1.0 / 0.0 / NaN),
+        ``cut_by_budget`` (the step budget ended the run) and one column per pair energy present
+        in the data.
     """
     _require(data, [schema.RUN_ID, schema.CYCLE, schema.TARGET])
     if data.empty:
@@ -114,6 +118,13 @@ def run_outcomes(
         fails_by_h = out["event"] & (out["failure_cycle"] <= horizon)
         seen_to_h = out["last_cycle"] >= horizon
         out["label"] = np.where(fails_by_h, 1.0, np.where(seen_to_h, 0.0, np.nan))
+    if "end_reason" in data.columns:
+        reason = data.groupby(schema.RUN_ID, sort=True)["end_reason"].first()
+        out["cut_by_budget"] = (reason.reindex(out.index) == schema.END_STEP_LIMIT).to_numpy()
+    else:
+        out["cut_by_budget"] = False
+    if horizon is None:  # with a horizon, a run seen to it has a known label, cut or not
+        out.loc[out["cut_by_budget"] & (out["label"] == 0.0), "label"] = np.nan
     pairs = [c for c in schema.PAIR_COLUMNS if c in data.columns]
     if pairs:
         energies = data.groupby(schema.RUN_ID, sort=True)[pairs].first()
@@ -357,8 +368,10 @@ def failure_cycle_stats(outcomes: pd.DataFrame) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``n_runs``, ``n_failed``, ``fraction_failing``, ``n_censored_early`` (runs that never
-        fail and end before the longest run), and over the failing runs ``median``, ``q1``,
+        ``n_runs``, ``n_failed``, ``fraction_failing``, ``n_cut_by_budget`` (runs the step
+        budget ended before they failed: outcome unknown), ``fraction_failing_known`` (failing
+        among the runs whose outcome is known), ``n_censored_early`` (runs that never fail and
+        end before the longest run), and over the failing runs ``median``, ``q1``,
         ``q3``, ``iqr`` (q3 - q1, linear-interpolation quantiles), ``mean``, ``min``, ``max``
         (None when no run fails).
     """
@@ -366,10 +379,19 @@ def failure_cycle_stats(outcomes: pd.DataFrame) -> dict[str, Any]:
     fc = outcomes["failure_cycle"].dropna().to_numpy(dtype=float)
     longest = float(outcomes["last_cycle"].max()) if n else float("nan")
     early = int(((~outcomes["event"]) & (outcomes["last_cycle"] < longest)).sum())
+    cut = (
+        outcomes["cut_by_budget"].to_numpy(dtype=bool)
+        if "cut_by_budget" in outcomes
+        else np.zeros(n, dtype=bool)
+    )
+    n_cut = int((cut & ~outcomes["event"].to_numpy(dtype=bool)).sum())
+    known = n - n_cut
     stats: dict[str, Any] = {
         "n_runs": int(n),
         "n_failed": int(fc.size),
         "fraction_failing": float(fc.size / n) if n else None,
+        "n_cut_by_budget": n_cut,
+        "fraction_failing_known": float(fc.size / known) if known else None,
         "n_censored_early": early,
         "longest_run_cycles": longest if n else None,
     }

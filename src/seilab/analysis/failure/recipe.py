@@ -176,11 +176,23 @@ def analyse_failure(data: pd.DataFrame, settings: FailureSettings | None = None)
             "survival model and early warning are skipped; the CE-interval heatmap and the "
             "Kaplan-Meier curve (flat at 1) are written"
         )
-    elif stats["n_failed"] == stats["n_runs"]:
-        note(f"every run fails (CE < {threshold:g} %); there is no non-failing class to compare")
-    if stats["n_censored_early"]:
+    elif stats["n_failed"] == stats["n_runs"] - stats["n_cut_by_budget"]:
         note(
-            f"{stats['n_censored_early']} run(s) end before the longest run without failing; "
+            f"every run {'with a known outcome ' if stats['n_cut_by_budget'] else ''}fails "
+            f"(CE < {threshold:g} %); there is no non-failing class to compare"
+        )
+    if stats["n_cut_by_budget"]:
+        note(
+            f"{stats['n_cut_by_budget']} run(s) were ended by the step budget "
+            "(protocol.max_steps) before failing: censored in the survival analysis, left out "
+            "of the classifiers (their outcome is unknown); "
+            f"{stats['n_failed']} of the {stats['n_runs'] - stats['n_cut_by_budget']} runs "
+            "with a known outcome fail"
+        )
+    natural = max(0, stats["n_censored_early"] - stats["n_cut_by_budget"])
+    if natural:
+        note(
+            f"{natural} run(s) end before the longest run without failing; "
             "they are censored in the survival analysis"
             + (" and count as non-failing in the classifiers" if s.horizon is None else "")
         )
@@ -193,7 +205,17 @@ def analyse_failure(data: pd.DataFrame, settings: FailureSettings | None = None)
         else f"fails by cycle {s.horizon}",
         "seed": s.seed,
         "settings": s.to_dict(),
-        **{k: stats[k] for k in ("n_runs", "n_failed", "fraction_failing", "n_censored_early")},
+        **{
+            k: stats[k]
+            for k in (
+                "n_runs",
+                "n_failed",
+                "fraction_failing",
+                "n_cut_by_budget",
+                "fraction_failing_known",
+                "n_censored_early",
+            )
+        },
         "failure_cycle": {k: stats[k] for k in ("median", "q1", "q3", "iqr", "mean", "min", "max")},
         "n_cycles_ce_missing": n_ce_missing,
     }
