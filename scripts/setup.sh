@@ -16,5 +16,5 @@ fi
 pip install -q -e ".[ml,cluster,dev]"
 # compile the simulator's kernels into Numba's cache now (about a minute), so that the first
 # simulation after install starts in seconds; later processes load the cache
-python -m seilab.kmc.warmup
+python -m seilab warmup
 echo "seilab $(python -c 'import seilab; print(seilab.__version__)') installed in .venv"

@@ -121,6 +121,14 @@ def model_list() -> None:
 
 def warmup_cmd() -> None:
     """Compile the simulator's kernels into Numba's cache (once per install; later runs load it)."""
-    from seilab.kmc.warmup import main
+    import time
 
-    main()
+    from seilab.kmc.engine import exercise_kernels
+    from seilab.kmc.warmup import cache_dir, ensure_compiled
+
+    t0 = time.perf_counter()
+    spent = ensure_compiled(exercise_kernels)
+    typer.echo(
+        f"seilab kernels ready in {cache_dir()} "
+        f"({'cache filled' if spent > 0 else 'already cached'}, {time.perf_counter() - t0:.1f} s)"
+    )

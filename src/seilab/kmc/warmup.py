@@ -11,9 +11,11 @@ marker and skip the lock altogether.  The marker's name carries the kernel file'
 and modification time, the stamp Numba's own cache checks) and the Numba and Python versions,
 so an edited kernel file or an upgraded Numba compiles again.
 
-``scripts/setup.sh`` runs ``python -m seilab.kmc.warmup`` so that a fresh install starts with
-a full cache; ``pip install seilab`` users get the same by running ``seilab warmup`` once
+``scripts/setup.sh`` runs ``python -m seilab warmup`` so that a fresh install starts with a
+full cache; ``pip install seilab`` users get the same by running ``seilab warmup`` once
 (otherwise the first simulation compiles, once for all processes sharing the cache folder).
+The simulation that compiles is the engine's (:func:`seilab.kmc.engine.exercise_kernels`,
+passed in): this module knows locks and markers, not the driver.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,20 +69,14 @@ def _file_lock(path: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def exercise_kernels() -> None:
-    """Call every kernel the driver calls, on a tiny box (compiles or loads each one)."""
-    from seilab.kmc.engine import Simulation
-    from seilab.model import load_model
-
-    m = load_model("paper").with_box((4, 4, 16))
-    m = m.with_overrides({"protocol.event_budget": 2, "protocol.cycles": 1})
-    sim = Simulation(m, 0)
-    sim.run_half("charge")
-    sim.run_half("discharge")
-
-
-def ensure_compiled() -> float:
+def ensure_compiled(exercise: Callable[[], None]) -> float:
     """Make sure this process can load every kernel from the cache; compile once if not.
+
+    Parameters
+    ----------
+    exercise
+        Calls every kernel the driver calls, on a tiny box
+        (:func:`seilab.kmc.engine.exercise_kernels`): run by the one process that compiles.
 
     Returns
     -------
@@ -98,27 +95,9 @@ def ensure_compiled() -> float:
             return 0.0
         with _file_lock(cache_dir() / "seilab-compile.lock"):
             if not marker.exists():  # not compiled by the process we waited for
-                exercise_kernels()
+                exercise()
                 marker.touch()
     except OSError:
         # a read-only cache folder: Numba then compiles in memory; nothing to coordinate
         return 0.0
     return time.perf_counter() - t0
-
-
-def main() -> None:
-    """``python -m seilab.kmc.warmup``: compile the kernels into the cache and say where."""
-    # through the package module: run as ``python -m``, this file is also ``__main__``, whose
-    # _READY flag the simulator would not see (it would wait on the lock this process holds)
-    from seilab.kmc import warmup
-
-    t0 = time.perf_counter()
-    spent = warmup.ensure_compiled()
-    print(
-        f"seilab kernels ready in {cache_dir()} "
-        f"({'cache filled' if spent > 0 else 'already cached'}, {time.perf_counter() - t0:.1f} s)"
-    )
-
-
-if __name__ == "__main__":
-    main()
