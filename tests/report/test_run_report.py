@@ -119,6 +119,9 @@ def test_rerun_with_other_bo_settings_reruns_only_the_bo_stage(
     shutil.copytree(finished_run.folder, folder)
     (folder / LOCK_FILE).unlink(missing_ok=True)
     old = json.loads((folder / "bo" / "summary.json").read_text())
+    # the pairs come from the CE stage's stable ranking (shadow-feature null), not the plain one
+    assert "shap_ranking_stability.csv" in old["params_chosen_by"]
+    assert "beat the shadow-feature null" in old["params_chosen_by"]
     recipe = BOSettings(**old["settings"])
     assert recipe.trials == 12 and old["settings_hash"] == recipe.settings_hash()
     args = [a if a != "12" else "13" for a in TINY_RUN]  # --trials 13

@@ -569,15 +569,19 @@ class BOStage(Stage):
         return {**self.recipe(ctx).identity(), "simulator": campaign_identity(ctx)}
 
     def run(self, ctx: StageContext, out: Path) -> dict[str, Any]:
-        from seilab.stages.ce import SHAP_RANKING
+        from seilab.stages.ce import SHAP_RANKING, SHAP_RANKING_STABILITY
 
         p = ctx.preset
-        ranking = ctx.stage_dir("ce") / SHAP_RANKING
+        # the stable ranking (refits with shadow features) when the CE stage wrote one: only
+        # pairs that beat the null are optimised; the plain mean |SHAP| table has no null
+        ce_dir = ctx.stage_dir("ce")
+        names = (SHAP_RANKING_STABILITY, SHAP_RANKING)
+        found = [ce_dir / n for n in names if (ce_dir / n).is_file()]
         res = run_optimization(
             ctx.campaign,
             out,
             self.recipe(ctx),
-            ranking=ranking if ranking.is_file() else None,
+            ranking=found[0] if found else None,
             simulator_options={
                 "base_model": ctx.model,
                 "cycles": p.cycles,
