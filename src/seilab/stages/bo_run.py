@@ -189,6 +189,10 @@ def run_optimization(
                     "5 refits with shadow features; pairs that beat the null)"
                 )
             chosen = top_pairs(rank_table, bo.top_k)
+            if "selected" in rank_table.columns:
+                pair_rows = rank_table["feature"].isin(schema.PAIR_COLUMNS)
+                if not rank_table.loc[pair_rows, "selected"].astype(bool).any():
+                    rank_source += "; none does, so only the most important pair"
             atomic_write_csv(rank_table, out / PAIR_RANKING)
     assert chosen is not None
     attrs = {
