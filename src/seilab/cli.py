@@ -11,11 +11,11 @@ import sys
 
 import typer
 
-from seilab.analysis.cli import analyze_app, optimize_cmd
 from seilab.calibrate.cli import calibrate_cmd
 from seilab.campaign.cli import app as campaign_app
 from seilab.kmc.cli import model_app, simulate_cmd, warmup_cmd
 from seilab.report.cli import report_cmd, run_cmd
+from seilab.stages.cli import analyze_app, optimize_cmd
 
 app = typer.Typer(
     name="seilab",

@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from seilab.analysis.cli import analyze_app, optimize_cmd
 from seilab.analysis.regressors import regression_metrics
 from seilab.errors import AnalysisError
+from seilab.stages.cli import analyze_app, optimize_cmd
 
 runner = CliRunner()
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from seilab import schema
 from seilab.analysis import failure as fa
-from seilab.analysis.failure_cli import failure_cmd
 from seilab.campaign import load_dataset
 from seilab.stages.failure import run_failure_analysis
+from seilab.stages.failure_cli import failure_cmd
 
 SFO_LI = schema.pair_column("SFO-Li")
 
@@ -253,7 +253,7 @@ def test_every_run_fails_skips_comparisons_with_messages(tmp_path: Path) -> None
 
 def test_headline_tells_the_two_medians_apart(tmp_path) -> None:
     """Issue 14: the failure cycle of failing runs and the KM median are labelled apart."""
-    from seilab.analysis.failure_cli import _headline
+    from seilab.stages.failure_cli import _headline
 
     summary = {
         "n_failed": 3,
