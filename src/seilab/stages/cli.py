@@ -183,7 +183,7 @@ def optimize_cmd(
 
 
 def _register_failure() -> None:
-    """``seilab analyze failure`` lives in :mod:`seilab.analysis.failure_cli` (failure issue)."""
+    """``seilab analyze failure`` lives in :mod:`seilab.stages.failure_cli` (failure issue)."""
     from seilab.stages.failure_cli import failure_cmd
 
     analyze_app.command("failure")(failure_cmd)
