@@ -71,6 +71,7 @@ def test_run_writes_every_stage_and_a_valid_report(finished_run: FinishedRun) ->
     assert share[1].startswith("most cycles")
     assert 0.0 <= float(share[2]) <= 1.0
     assert by_name["CE intervals populated (of 9)"][2].strip()
+    assert "median failure cycle (failing runs)" not in by_name  # shown once, by the failure row
 
     desc = parsed.tables["descriptive-statistics"]
     assert desc[0][:3] == ["feature", "mean", "std"]

@@ -114,17 +114,26 @@ def validation_stats(
     return s
 
 
-def validation_rows(stats: dict[str, Any]) -> list[list[str]]:
-    """``[statistic, paper, this run]`` rows of :data:`PAPER_VALIDATION`, every cell filled."""
+#: Rows the failure analysis reports too (the report shows them once, from the failure stage).
+FAILURE_KEYS: tuple[str, ...] = ("fraction_failing", "failure_cycle_median", "failure_cycle_q1_q3")
+
+
+def validation_rows(stats: dict[str, Any], *, keys: bool = False) -> list[list[str]]:
+    """``[statistic, paper, this run]`` rows of :data:`PAPER_VALIDATION`, every cell filled.
+
+    With ``keys``, each row starts with the statistic's key (``[key, statistic, paper, this
+    run]``).
+    """
     rows = []
     for key, paper in PAPER_VALIDATION.items():
         v = stats.get(key, F._undef("not computed"))
-        rows.append([_LABELS[key], paper, F._fmt(v)])
+        row = [_LABELS[key], paper, F._fmt(v)]
+        rows.append([key, *row] if keys else row)
     return rows
 
 
 def validate_campaign(
-    folder, data: pd.DataFrame | None = None
+    folder, data: pd.DataFrame | None = None, *, keys: bool = False
 ) -> tuple[list[list[str]], dict[str, Any]]:
     """Validation rows of a campaign folder (its own model, box and design).
 
@@ -134,6 +143,8 @@ def validate_campaign(
         Campaign folder.
     data
         Its per-cycle data set, where the caller has loaded it already.
+    keys
+        Start each row with the statistic's key (:func:`validation_rows`).
 
     Returns
     -------
@@ -160,4 +171,4 @@ def validate_campaign(
         box_height_a=float(box[2]) * float(model.spec.lattice.a_angstrom),
         design=str(cfg.get("campaign", {}).get("design", "")),
     )
-    return validation_rows(stats), stats
+    return validation_rows(stats, keys=keys), stats

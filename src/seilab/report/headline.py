@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seilab import schema
+from seilab.calibrate.validation import FAILURE_KEYS
 from seilab.report.markup import _e, _Folder, _num, _p, _stage_problem, _table, fmt, pct
 from seilab.report.sections_failure import _failure_summary, _no_classifier_reason
 from seilab.stages import bo as bo_out
@@ -151,7 +152,13 @@ def headline_rows(f: _Folder) -> list[list[str]]:
         why = _stage_problem(f, "dataset") or "data-set validation not written"
         rows.append(["data-set statistics against the paper", "see the paper", f"n/a ({why})"])
     else:
-        rows.extend([str(r.statistic), str(r.paper), str(r.this_run)] for r in v.itertuples())
+        # the failure rows once: from the failure stage when it ran, else from the data set
+        skip = set(FAILURE_KEYS) if s is not None and "key" in v.columns else set()
+        rows.extend(
+            [str(r.statistic), str(r.paper), str(r.this_run)]
+            for r in v.itertuples()
+            if getattr(r, "key", None) not in skip
+        )
     return rows
 
 

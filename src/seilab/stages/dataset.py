@@ -48,8 +48,9 @@ def summarise_dataset(campaign_dir: str | Path, out: str | Path) -> dict[str, An
     w.csv(DESCRIPTIVE_STATS, d.descriptive, index=True)
     w.csv(RUNS, d.runs, index=True)
     w.figure(CE_VS_CYCLE, ce_vs_cycle(data))
-    rows, _ = validate_campaign(campaign_dir, data)
-    w.csv(VALIDATION, pd.DataFrame(rows, columns=["statistic", "paper", "this_run"]), index=False)
+    rows, _ = validate_campaign(campaign_dir, data, keys=True)
+    table = pd.DataFrame(rows, columns=["key", "statistic", "paper", "this_run"])
+    w.csv(VALIDATION, table, index=False)
     return w.finish(SUMMARY, {"campaign": str(campaign_dir), **d.summary})
 
 
