@@ -217,3 +217,13 @@ class OutputWriter:
         }
         self.json(summary_name, doc)
         return doc
+
+
+def check_command(command: str, folder: Path, out: Path) -> None:
+    """Before any work of an analysis command: its extra is installed, ``folder`` is a campaign
+    and ``out`` can be written (one clear line otherwise, nothing created)."""
+    from seilab.analysis.dataset import check_inputs
+    from seilab.errors import require_extra
+
+    require_extra("ml", command)
+    check_inputs(folder, out)

@@ -40,12 +40,9 @@ def analyze_ce_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train the four CE regressors, score them, add intervals, and explain them with SHAP."""
-    from seilab.errors import require_extra
+    from seilab.stages.base import check_command
 
-    require_extra("ml", "seilab analyze ce")
-    from seilab.analysis.dataset import check_inputs
-
-    check_inputs(folder, out)
+    check_command("seilab analyze ce", folder, out)
     from seilab.analysis.ce import CESettings, parse_list
     from seilab.analysis.dataset import resolve_groups
     from seilab.analysis.regressors import resolve_models
@@ -123,12 +120,9 @@ def optimize_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Bayesian optimisation (Optuna TPE) of pair energies on a CE surrogate, optionally verified."""
-    from seilab.errors import require_extra
+    from seilab.stages.base import check_command
 
-    require_extra("ml", "seilab optimize")
-    from seilab.analysis.dataset import check_inputs
-
-    check_inputs(folder, out)
+    check_command("seilab optimize", folder, out)
     if ranking is not None and not ranking.is_file():
         from seilab.errors import AnalysisError
 

@@ -60,12 +60,9 @@ def failure_cmd(
     and early warning from the first N cycles.  Writes OUT/failure_summary.json and the tables
     and figures listed in docs/analysis-failure.md.
     """
-    from seilab.errors import require_extra
+    from seilab.stages.base import check_command
 
-    require_extra("ml", "seilab analyze failure")
-    from seilab.analysis.dataset import check_inputs
-
-    check_inputs(folder, out)
+    check_command("seilab analyze failure", folder, out)
     from seilab.analysis.dataset import load_campaign
     from seilab.analysis.failure import EARLY_WARNING_N
     from seilab.errors import AnalysisError
