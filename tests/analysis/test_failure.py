@@ -119,6 +119,7 @@ def test_runs_cut_by_the_step_budget_have_no_label() -> None:
     assert stats["n_cut_by_budget"] == 1 and stats["n_failed"] == 2
     assert stats["fraction_failing"] == pytest.approx(0.5)
     assert stats["fraction_failing_known"] == pytest.approx(2 / 3)
+    assert stats["n_censored_early"] == 0  # "cut" ends early, but by the budget: counted apart
     # without the column (an older data set) nothing changes
     out = fa.run_outcomes(data.drop(columns="end_reason"), threshold=70.0)
     assert out.loc["cut", "label"] == 0.0 and not out["cut_by_budget"].any()

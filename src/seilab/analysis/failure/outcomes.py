@@ -371,20 +371,21 @@ def failure_cycle_stats(outcomes: pd.DataFrame) -> dict[str, Any]:
         ``n_runs``, ``n_failed``, ``fraction_failing``, ``n_cut_by_budget`` (runs the step
         budget ended before they failed: outcome unknown), ``fraction_failing_known`` (failing
         among the runs whose outcome is known), ``n_censored_early`` (runs that never fail and
-        end before the longest run), and over the failing runs ``median``, ``q1``,
+        end before the longest run for a reason of the model, not the step budget), and over the failing runs ``median``, ``q1``,
         ``q3``, ``iqr`` (q3 - q1, linear-interpolation quantiles), ``mean``, ``min``, ``max``
         (None when no run fails).
     """
     n = len(outcomes)
     fc = outcomes["failure_cycle"].dropna().to_numpy(dtype=float)
     longest = float(outcomes["last_cycle"].max()) if n else float("nan")
-    early = int(((~outcomes["event"]) & (outcomes["last_cycle"] < longest)).sum())
     cut = (
         outcomes["cut_by_budget"].to_numpy(dtype=bool)
         if "cut_by_budget" in outcomes
         else np.zeros(n, dtype=bool)
     )
-    n_cut = int((cut & ~outcomes["event"].to_numpy(dtype=bool)).sum())
+    alive = ~outcomes["event"].to_numpy(dtype=bool)
+    n_cut = int((cut & alive).sum())
+    early = int((alive & ~cut & (outcomes["last_cycle"].to_numpy() < longest)).sum())
     known = n - n_cut
     stats: dict[str, Any] = {
         "n_runs": int(n),

@@ -189,10 +189,9 @@ def analyse_failure(data: pd.DataFrame, settings: FailureSettings | None = None)
             f"{stats['n_failed']} of the {stats['n_runs'] - stats['n_cut_by_budget']} runs "
             "with a known outcome fail"
         )
-    natural = max(0, stats["n_censored_early"] - stats["n_cut_by_budget"])
-    if natural:
+    if stats["n_censored_early"]:
         note(
-            f"{natural} run(s) end before the longest run without failing; "
+            f"{stats['n_censored_early']} run(s) end before the longest run without failing; "
             "they are censored in the survival analysis"
             + (" and count as non-failing in the classifiers" if s.horizon is None else "")
         )
