@@ -28,6 +28,8 @@ Design (see docs/engine.md):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import carray, njit, types
 from numba.core import cgutils
@@ -238,6 +240,43 @@ def tree_pick(tree, size):
 def tree_build(tree, size):
     for node in range(size - 1, 0, -1):
         tree[node] = tree[2 * node] + tree[2 * node + 1]
+
+
+# ------------------------------------------------------------------------------ sampling
+@njit(cache=True)
+def _lchoose(a, b):
+    return math.lgamma(a + 1.0) - math.lgamma(b + 1.0) - math.lgamma(a - b + 1.0)
+
+
+@njit(cache=True)
+def hypergeometric(good, bad, n):
+    """Number of good items in a uniform sample of n out of good + bad (exact law).
+
+    Inversion of the distribution function from its lowest value, in the smaller of the two
+    classes: the cost grows with the mean count of that class in the sample (a few steps for
+    the molecules on the active sites), where Numba's ``np.random.hypergeometric`` draws one
+    random number per sampled item (hundreds per reaction draw).  Where the lowest value's
+    probability underflows (a mean far above it) Numba's sampler is used instead.
+    """
+    if n <= 0 or good <= 0:
+        return 0
+    if bad <= 0:
+        return n
+    swap = good > bad
+    g = bad if swap else good
+    b = good if swap else bad
+    k = max(0, n - b)
+    kmax = min(n, g)
+    logp = _lchoose(g, k) + _lchoose(b, n - k) - _lchoose(g + b, n)
+    if logp < -600.0:
+        return np.random.hypergeometric(good, bad, n)
+    p = math.exp(logp)
+    u = np.random.random()
+    while k < kmax and u >= p:
+        u -= p
+        p *= (g - k) * (n - k) / ((k + 1.0) * (b - n + k + 1.0))
+        k += 1
+    return n - k if swap else k
 
 
 # ----------------------------------------------------------------------- indexable sets
@@ -1312,7 +1351,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
             break
         good = nmol[m]
         bad = pool - good
-        km = np.random.hypergeometric(good, bad, need) if good > 0 else 0
+        km = hypergeometric(good, bad, need)
         kmol[m] = km
         k_tot += km
         pool -= good
