@@ -18,13 +18,17 @@ def _scratch(sim):
 
 
 def test_incremental_state_equals_from_scratch_after_thousands_of_events():
-    # the 2025 study model: 30-event halves and a thin slab give thousands of events in 4 cycles
-    sim = Simulation(load_model("paper-2025-study").with_box((4, 4, 16)), seed=2)
-    events = 0
-    for _ in range(4):
-        for kind in ("charge", "discharge"):
-            rec = sim.run_half(kind)
-            events += int(rec.hc[K.H_EVENTS] + rec.hc[K.H_DIFF])
+    # the 2025 study model: 30-event halves and a thin slab give thousands of events in 4
+    # cycles (about 1 seed in 40 stalls within the first halves: take the first that does not)
+    for seed in range(2, 8):
+        sim = Simulation(load_model("paper-2025-study").with_box((4, 4, 16)), seed=seed)
+        events = 0
+        for _ in range(4):
+            for kind in ("charge", "discharge"):
+                rec = sim.run_half(kind)
+                events += int(rec.hc[K.H_EVENTS] + rec.hc[K.H_DIFF])
+        if events > 2000:
+            break
     assert events > 2000
     ref = _scratch(sim)
     for name in ("occ", "chg", "cnt", "c2", "sel", "flags"):
