@@ -642,9 +642,11 @@ def set_site(st, i, new):
             wstamp[j] = wc
             wlist[nw] = j
             nw += 1
-        tj = stype[j]
+        # a site other than metal has charge 0 (a new occupant starts at 0) and only an empty
+        # or electrolyte site can carry flags: skip the rest for the others
         newc = 1 if (o == METAL and c2[j, C_ION] > 0) else 0
         if newc != chg[j]:
+            tj = stype[j]
             oc = chg[j]
             chg[j] = newc
             misc[M_ION] += newc - oc  # number of ionised metal atoms
@@ -664,22 +666,25 @@ def set_site(st, i, new):
                         wstamp[n] = wc
                         wlist[nw] = n
                         nw += 1
-        f = _flags_of(
-            o,
-            tj,
-            tclass[tj],
-            cnt[j, METAL],
-            cnt[j, BACKGROUND],
-            c2[j, C_SEI_OC],
-            c2[j, C_SEI_BA],
-            pmin,
-            pmax,
-            pack,
-            hbcb,
-            hbco,
-            dmin,
-            fcap,
-        )
+        f = 0
+        if o == EMPTY or o == BACKGROUND:
+            tj = stype[j]
+            f = _flags_of(
+                o,
+                tj,
+                tclass[tj],
+                cnt[j, METAL],
+                cnt[j, BACKGROUND],
+                c2[j, C_SEI_OC],
+                c2[j, C_SEI_BA],
+                pmin,
+                pmax,
+                pack,
+                hbcb,
+                hbco,
+                dmin,
+                fcap,
+            )
         fo = flags[j] & ~F_ACTIVE
         if f != fo:
             flags[j] = f | (flags[j] & F_ACTIVE)
