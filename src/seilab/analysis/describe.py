@@ -72,6 +72,18 @@ def describe_dataset(data: pd.DataFrame, manifest: pd.DataFrame) -> DatasetDescr
             "ce_last_pct": g["_ce"].last(),
         }
     )
+    # a run can finish without a complete cycle (its step budget ends the first discharge):
+    # it has no row in the data but is a finished run of the campaign
+    done = (
+        manifest["run_id"]
+        if "status" not in manifest
+        else manifest.loc[manifest["status"] == "done", "run_id"]
+    )
+    empty = pd.Index(done).difference(runs.index)
+    if len(empty):
+        runs = pd.concat(
+            [runs, pd.DataFrame({"n_cycles": 0}, index=pd.Index(empty, name=runs.index.name))]
+        )
     keep = [c for c in ("design_set", "seed", "end_reason", "wall_s") if c in manifest.columns]
     runs = runs.join(manifest.set_index("run_id")[keep], how="left")
 
@@ -80,6 +92,7 @@ def describe_dataset(data: pd.DataFrame, manifest: pd.DataFrame) -> DatasetDescr
     summary: dict[str, Any] = {
         "n_runs_design": int(len(man)),
         "n_runs_done": int(runs.shape[0]),
+        "n_runs_no_cycle": int(len(empty)),
         "n_runs_failed": int((man["status"] == "failed").sum()) if "status" in man else 0,
         "n_rows": int(len(data)),
         "cycles_per_run": {

@@ -104,7 +104,13 @@ def _dataset(f: _Folder) -> list[str]:
     body.append(
         _p(
             f"{fmt(ds.get('n_runs_done'))} of {fmt(ds.get('n_runs_design'))} simulations finished "
-            f"({fmt(ds.get('n_runs_failed'))} failed to run), {fmt(ds.get('n_rows'))} cycles in "
+            f"({fmt(ds.get('n_runs_failed'))} failed to run"
+            + (
+                f"; {fmt(ds['n_runs_no_cycle'])} ended before completing a cycle"
+                if ds.get("n_runs_no_cycle")
+                else ""
+            )
+            + f"), {fmt(ds.get('n_rows'))} cycles in "
             f"all, {fmt(cpr.get('min'))}-{fmt(cpr.get('max'))} cycles per run. CE over all "
             f"cycles: mean {pct(ce.get('mean'))}, median {pct(ce.get('median'))}, range "
             f"{fmt(ce.get('min'))}-{pct(ce.get('max'))}; {fmt(ce.get('n_missing'))} cycles "
