@@ -597,6 +597,7 @@ def set_site(st, i, new):
         if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], new, 0, t):
             sel_new |= 1 << s
     metal_change = old == METAL or new == METAL
+    frag_change = of or nf
     for k in range(nn[i]):
         j = nbr[i, k]
         cnt[j, old] -= 1
@@ -647,10 +648,15 @@ def set_site(st, i, new):
             wstamp[j] = wc
             wlist[nw] = j
             nw += 1
-        # a site other than metal has charge 0 (a new occupant starts at 0) and only an empty
-        # or electrolyte site can carry flags: skip the rest for the others
-        newc = 1 if (o == METAL and c2[j, C_ION] > 0) else 0
-        if newc != chg[j]:
+        # only metal carries a charge (ioniser count > 0, kept so at every site), and it can
+        # have changed only at i or where a fragment came or went within bonding distance;
+        # only an empty or electrolyte site carries flags
+        if q == 0:
+            check_chg = o == METAL
+        else:
+            check_chg = frag_change and o == METAL and near[i, q - 1]
+        newc = 1 if (check_chg and c2[j, C_ION] > 0) else 0
+        if check_chg and newc != chg[j]:
             tj = stype[j]
             oc = chg[j]
             chg[j] = newc
@@ -1201,8 +1207,11 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
             misc[M_SKIP] = -1
             for m in range(nm):
                 misc[M_LEFT + m] = left[m]
-    set_site(st, i, _I(EMPTY))
+    # arrive before leaving: the sites next to both ends keep their SEI and ioniser counts
+    # above zero throughout, so their flags and charges do not flip twice (a third fewer
+    # charge updates per hop); the state after the move is the same either way
     set_site(st, dest, _I(x))
+    set_site(st, i, _I(EMPTY))
     hc[H_DIFF] += 1
     return True
 
