@@ -99,11 +99,15 @@ def test_charge_counting_ledger_and_ce(small_run):
     )
     assert np.array_equal(df["n_li_total"].diff().iloc[1:], delta.iloc[1:])
     assert (df["n_li_metal"] + df["n_li_sei"] == df["n_li_total"]).all()
-    # half-cycle bounds: each half ends on the budget or past the time cap
+    # half-cycle bounds: each half ends on the model's event budget or past its time cap (read
+    # from the model: a budget written here went stale when the default budget changed)
+    proto = load_model("paper").spec.protocol
     for half in ("ch", "dis"):
         budget = df[f"end_{half}"] == "budget"
-        assert (df.loc[budget, f"n_events_{half}"] == 30).all()
-        assert (df.loc[df[f"end_{half}"] == "time", f"t_{half}_s"] >= 3600).all()
+        assert (df.loc[budget, f"n_events_{half}"] == proto.event_budget).all()
+        timed = df[f"end_{half}"] == "time"
+        assert (df.loc[timed, f"t_{half}_s"] >= proto.scan_interval_s).all()
+        assert (df.loc[timed, f"n_events_{half}"] < proto.event_budget).all()
 
 
 def test_same_seed_same_table_different_seed_different_table():
