@@ -598,10 +598,42 @@ def set_site(st, i, new):
             sel_new |= 1 << s
     metal_change = old == METAL or new == METAL
     frag_change = of or nf
+    pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
+    hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
+    fcap = ip[IP_FILL_MOL_MAX]
+    # the flags of i follow from its new occupant and its own counters, which this change does
+    # not touch: its destination flags (counted by every neighbour) are passed on in the
+    # counter pass below instead of in a loop of their own
+    fi = 0
+    if new == EMPTY or new == BACKGROUND:
+        fi = _flags_of(
+            new,
+            t,
+            cl,
+            cnt[i, METAL],
+            cnt[i, BACKGROUND],
+            c2[i, C_SEI_OC],
+            c2[i, C_SEI_BA],
+            pmin,
+            pmax,
+            pack,
+            hbcb,
+            hbco,
+            dmin,
+            fcap,
+        )
+    ddiff = (fi ^ flags[i]) & (F_HD | F_DOC | F_DBA)
+    dh_i = 0 if not (ddiff & F_HD) else (1 if fi & F_HD else -1)
+    do_i = 0 if not (ddiff & F_DOC) else (1 if fi & F_DOC else -1)
+    db_i = 0 if not (ddiff & F_DBA) else (1 if fi & F_DBA else -1)
     for k in range(nn[i]):
         j = nbr[i, k]
         cnt[j, old] -= 1
         cnt[j, new] += 1
+        if ddiff:
+            c2[j, C_HD] += dh_i
+            c2[j, C_DOC] += do_i
+            c2[j, C_DBA] += db_i
         if metal_change and near_rev[i, k]:
             if old == METAL:
                 c2[j, C_LI_NEAR] -= 1
@@ -629,9 +661,6 @@ def set_site(st, i, new):
             for s in range(nsel):
                 sel[j, s] += ((sel_new >> s) & 1) - ((sel_old >> s) & 1)
     # charge and flags of i and its neighbours (the new occupant starts with charge 0)
-    pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
-    hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
-    fcap = ip[IP_FILL_MOL_MAX]
     wc = wctr[0]
     nw = wctr[1]
     for q in range(nn[i] + 1):
@@ -678,7 +707,9 @@ def set_site(st, i, new):
                         wlist[nw] = n
                         nw += 1
         f = 0
-        if o == EMPTY or o == BACKGROUND:
+        if q == 0:
+            f = fi
+        elif o == EMPTY or o == BACKGROUND:
             tj = stype[j]
             f = _flags_of(
                 o,
@@ -712,7 +743,9 @@ def set_site(st, i, new):
                     set_add(sarr, spos, sn, S_FILLM, j)
                 else:
                     set_remove(sarr, spos, sn, S_FILLM, j)
-            if diff & (F_HD | F_DOC | F_DBA):
+            # (i's own destination flags went to its neighbours in the counter pass, and
+            # its metal and fragment neighbours are on the refresh list by the visit above)
+            if q > 0 and diff & (F_HD | F_DOC | F_DBA):
                 dh = 0 if not (diff & F_HD) else (1 if f & F_HD else -1)
                 do = 0 if not (diff & F_DOC) else (1 if f & F_DOC else -1)
                 db = 0 if not (diff & F_DBA) else (1 if f & F_DBA else -1)
