@@ -563,12 +563,15 @@ def set_site(st, i, new):
     if old == new:
         return
     oldc = chg[i]
+    # the new occupant's charge follows from i's own ioniser count, which this change does not
+    # touch: setting it now lets the selector counts below take it in one pass
+    newc_i = 1 if (new == METAL and c2[i, C_ION] > 0) else 0
     occ[i] = new
     gcount[old] -= 1
     gcount[new] += 1
-    if oldc:
-        misc[M_ION] -= 1
-        chg[i] = 0
+    if oldc != newc_i:
+        misc[M_ION] += newc_i - oldc
+        chg[i] = newc_i
     if logn[0] < log.size:
         # the entry says what kind of input changed, so each rule re-examines only what it reads
         kind = 0
@@ -594,7 +597,7 @@ def set_site(st, i, new):
     for s in range(nsel):
         if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], old, oldc, t):
             sel_old |= 1 << s
-        if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], new, 0, t):
+        if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], new, newc_i, t):
             sel_new |= 1 << s
     metal_change = old == METAL or new == METAL
     frag_change = of or nf
@@ -660,7 +663,7 @@ def set_site(st, i, new):
         if sel_old != sel_new:
             for s in range(nsel):
                 sel[j, s] += ((sel_new >> s) & 1) - ((sel_old >> s) & 1)
-    # charge and flags of i and its neighbours (the new occupant starts with charge 0)
+    # charge and flags of i and its neighbours
     wc = wctr[0]
     nw = wctr[1]
     for q in range(nn[i] + 1):
@@ -677,13 +680,10 @@ def set_site(st, i, new):
             wstamp[j] = wc
             wlist[nw] = j
             nw += 1
-        # only metal carries a charge (ioniser count > 0, kept so at every site), and it can
-        # have changed only at i or where a fragment came or went within bonding distance;
-        # only an empty or electrolyte site carries flags
-        if q == 0:
-            check_chg = o == METAL
-        else:
-            check_chg = frag_change and o == METAL and near[i, q - 1]
+        # only metal carries a charge (ioniser count > 0, kept so at every site); i's was set
+        # above, and a neighbour's can have changed only where a fragment came or went within
+        # bonding distance; only an empty or electrolyte site carries flags
+        check_chg = q > 0 and frag_change and o == METAL and near[i, q - 1]
         newc = 1 if (check_chg and c2[j, C_ION] > 0) else 0
         if check_chg and newc != chg[j]:
             tj = stype[j]
