@@ -789,8 +789,8 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
 
     A rule's decision at a site reads the site's occupant and some neighbour counts: wrap and
     removal read SEI (fragment) counts, back-fill SEI and electrolyte counts, the electrolyte
-    rule metal counts.  So a changed site is always a candidate, and its neighbours are when
-    the change touched what the rule reads; for wrap, also the BCB neighbours of OC-type
+    rule metal counts.  So a changed site is a candidate, and its neighbours are when the
+    change touched what the rule reads (in both cases only sites of a type the rule can act on); for wrap, also the BCB neighbours of OC-type
     fragments next to a BA site whose fragment changed (the free-BA count of the BCB rule).
     """
     if stage <= 1:
@@ -799,11 +799,25 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
         expand_on = LOG_FRAGMENT | LOG_BACKGROUND
     else:
         expand_on = LOG_METAL
+    # the site types where the rule can act at all (see _rule_changes): wrap on BA, TE and
+    # BCB, removal on BA, TE and BCO, back-fill on BC sites, the electrolyte rule wherever the
+    # type has a class; other sites are never candidates
+    if stage == 0:
+        tmask = (1 << T_BA) | (1 << T_TE) | (1 << T_BCB)
+    elif stage == 1:
+        tmask = (1 << T_BA) | (1 << T_TE) | (1 << T_BCO)
+    elif stage == 2:
+        tmask = (1 << T_BCB) | (1 << T_BCO)
+    else:
+        tmask = 0
+        for t in range(tclass.size):
+            if tclass[t] != CL_NONE:
+                tmask |= 1 << t
     n = 0
     for e in range(lo, hi):
         c = log[e] >> 3
         kind = log[e] & 7
-        if stamp[c] != mark:
+        if (tmask >> stype[c]) & 1 and stamp[c] != mark:
             stamp[c] = mark
             out[n] = c
             n += 1
@@ -812,7 +826,7 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
         bac = stage == 0 and stype[c] == T_BA
         for k in range(nn[c]):
             j = nbr[c, k]
-            if stamp[j] != mark:
+            if (tmask >> stype[j]) & 1 and stamp[j] != mark:
                 stamp[j] = mark
                 out[n] = j
                 n += 1
