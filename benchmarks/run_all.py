@@ -26,6 +26,8 @@ printed with every block; CPU times are steadier on a shared machine):
 * ``campaign_runs_per_min`` and ``campaign_380_projected_s``: ``--campaign-runs`` default runs
   on ``--workers`` processes (start-up included), and 380 runs at that rate;
   ``campaign_380_s`` with ``--full``: the paper design itself.
+* ``machine_ref_s``: a fixed Python + NumPy workload that no seilab change touches, timed in
+  every run: the speed of the machine that day (compare a figure's ratio with this one's).
 * ``dataset_load_s`` / ``dataset_peak_mb``: loading a synthetic campaign of
   ``--dataset-runs`` runs x 100 cycles and building the CE data set, peak memory of that
   process (``dataset_frame_mb``: the size of the loaded table itself).
@@ -252,6 +254,31 @@ def bench_dataset(env: dict, runs: int) -> dict:
     }
 
 
+MACHINE = r"""
+import json, time
+import numpy as np
+best = float("inf")
+for _ in range(3):
+    t = time.perf_counter()
+    acc = 0
+    for i in range(2_000_000):  # interpreter speed
+        acc += i * i % 7
+    x = np.random.default_rng(0).random(4_000_000)
+    np.sort(x)  # NumPy speed, memory bandwidth
+    best = min(best, time.perf_counter() - t)
+print(json.dumps({"machine_ref_s": best}))
+"""
+
+
+def bench_machine(env: dict) -> dict:
+    """A fixed workload that no seilab change touches (Python loop + NumPy sort, best of 3).
+
+    Shared machines change speed from day to day: a figure's ratio against stored figures
+    means something only next to this one's ratio.
+    """
+    return child(MACHINE, env=env)
+
+
 LOWER_IS_BETTER = ("_s", "_mb")
 
 
@@ -320,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     def on(name: str, default: bool = True) -> bool:
         return name in want if want is not None else default
 
+    block("machine", bench_machine, env)
     if on("cold", not args.quick) or on("cold2", False):
         block("cold start", bench_cold, env, args.full or on("cold2", False))
     if on("first"):
@@ -335,8 +363,17 @@ def main(argv: list[str] | None = None) -> int:
         block("data set", bench_dataset, env, ds_runs)
     fig["_load_end"] = load()
     if args.save:
-        if args.only and args.save.is_file():  # a partial run updates the stored figures
-            fig = {**json.loads(args.save.read_text()), **fig}
+        if args.only and args.save.is_file():
+            # a partial run updates the stored figures it measured; the stored label, commit
+            # and loads stay, and the update is listed with its own commit and load
+            stored = json.loads(args.save.read_text())
+            new = {k: v for k, v in fig.items() if not k.startswith("_")}
+            meta = {k[1:]: v for k, v in fig.items() if k.startswith("_")}
+            fig = {**stored, **new}
+            fig["_partial_updates"] = [
+                *stored.get("_partial_updates", []),
+                {"figures": sorted(new), **meta},
+            ]
         args.save.write_text(json.dumps(fig, indent=1))
         print(f"saved {args.save}")
     if args.compare and args.compare.is_file():
