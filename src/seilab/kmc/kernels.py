@@ -507,6 +507,15 @@ def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, 
 
 
 @njit(cache=True, inline="always")
+def _flag_step(diff, f, bit):
+    """+1 / -1 / 0: how a neighbour's count of sites with ``bit`` moves when a site's flags
+    change by ``diff`` to ``f``."""
+    if not (diff & bit):
+        return 0
+    return 1 if f & bit else -1
+
+
+@njit(cache=True, inline="always")
 def _site_flags(j, o, t, cnt, c2, tclass, ip):
     """Eligibility flags of site j from its counters (not for hot loops: array arguments)."""
     return _flags_of(
@@ -626,9 +635,9 @@ def set_site(st, i, new):
             fcap,
         )
     ddiff = (fi ^ flags[i]) & (F_HD | F_DOC | F_DBA)
-    dh_i = 0 if not (ddiff & F_HD) else (1 if fi & F_HD else -1)
-    do_i = 0 if not (ddiff & F_DOC) else (1 if fi & F_DOC else -1)
-    db_i = 0 if not (ddiff & F_DBA) else (1 if fi & F_DBA else -1)
+    dh_i = _flag_step(ddiff, fi, F_HD)
+    do_i = _flag_step(ddiff, fi, F_DOC)
+    db_i = _flag_step(ddiff, fi, F_DBA)
     for k in range(nn[i]):
         j = nbr[i, k]
         cnt[j, old] -= 1
@@ -746,9 +755,9 @@ def set_site(st, i, new):
             # (i's own destination flags went to its neighbours in the counter pass, and
             # its metal and fragment neighbours are on the refresh list by the visit above)
             if q > 0 and diff & (F_HD | F_DOC | F_DBA):
-                dh = 0 if not (diff & F_HD) else (1 if f & F_HD else -1)
-                do = 0 if not (diff & F_DOC) else (1 if f & F_DOC else -1)
-                db = 0 if not (diff & F_DBA) else (1 if f & F_DBA else -1)
+                dh = _flag_step(diff, f, F_HD)
+                do = _flag_step(diff, f, F_DOC)
+                db = _flag_step(diff, f, F_DBA)
                 for k in range(nn[j]):
                     n = nbr[j, k]
                     c2[n, C_HD] += dh
@@ -790,8 +799,9 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
     A rule's decision at a site reads the site's occupant and some neighbour counts: wrap and
     removal read SEI (fragment) counts, back-fill SEI and electrolyte counts, the electrolyte
     rule metal counts.  So a changed site is a candidate, and its neighbours are when the
-    change touched what the rule reads (in both cases only sites of a type the rule can act on); for wrap, also the BCB neighbours of OC-type
-    fragments next to a BA site whose fragment changed (the free-BA count of the BCB rule).
+    change touched what the rule reads (in both cases only sites of a type the rule can act
+    on); for wrap, also the BCB neighbours of OC-type fragments next to a BA site whose
+    fragment changed (the free-BA count of the BCB rule).
     """
     if stage <= 1:
         expand_on = LOG_FRAGMENT
