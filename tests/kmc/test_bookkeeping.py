@@ -44,6 +44,46 @@ def test_incremental_state_equals_from_scratch_after_thousands_of_events():
     assert sim.dyn.misc[K.M_ION] == ref.misc[K.M_ION]  # ionised metal count
 
 
+# random-00003 of the paper design: dense SEI, where a hop is followed by about 17 framework
+# changes whose neighbourhoods overlap (the deferred settle pass visits each site once)
+SLOW_SET = {
+    "pair.Li-Li": 0.6, "pair.F-Li": 1.1, "pair.F-F": 1.2, "pair.F-SOL": 0.1,
+    "pair.SFO-Li": 0.6, "pair.SFO-SFO": 1.3, "pair.SFO-SOL": 0.8, "pair.O-Li": 0.9,
+    "pair.O-O": 0.4, "pair.O-SOL": 0.6, "pair.F5D-Li": 0.8, "pair.F5D-F5D": 1.5,
+    "pair.F5D-SOL": 1.5, "pair.S-Li": 1.4, "pair.S-S": 0.7, "pair.S-SOL": 0.9,
+    "pair.N-Li": 0.4, "pair.N-N": 0.7, "pair.N-SOL": 1.5,
+}  # fmt: skip
+
+
+def test_incremental_state_equals_from_scratch_in_dense_sei():
+    model = load_model("paper", {**SLOW_SET, "protocol.max_steps": 20000})
+    sim = Simulation(model.with_box((4, 4, 24)), seed=5)
+    hops = 0
+    wraps = 0
+    for _ in range(40):
+        for kind in ("charge", "discharge"):
+            rec = sim.run_half(kind)
+            hops += int(rec.hc[K.H_DIFF])
+            wraps += int(rec.hc[K.H_WRAP])
+            if int(rec.hc[K.H_END]) == K.END_STEP_LIMIT:
+                break
+        else:
+            continue
+        break
+    assert hops > 5000 and wraps > hops  # the regime this test is for
+    ref = _scratch(sim)
+    for name in ("occ", "chg", "cnt", "c2", "sel", "flags"):
+        assert np.array_equal(getattr(sim.dyn, name), getattr(ref, name)), name
+    for s in range(K.N_SETS):
+        a = np.sort(sim.dyn.sarr[s, : sim.dyn.sn[s]])
+        b = np.sort(ref.sarr[s, : ref.sn[s]])
+        assert np.array_equal(a, b), f"set {s}"
+    assert np.array_equal(sim.dyn.tdis, ref.tdis)
+    assert np.array_equal(sim.dyn.tdiff, ref.tdiff)
+    assert np.array_equal(sim.dyn.wmol, ref.wmol)
+    assert sim.dyn.misc[K.M_ION] == ref.misc[K.M_ION]
+
+
 def test_local_framework_rules_equal_a_global_pass_after_every_event():
     sim = Simulation(load_model("paper").with_box((4, 4, 16)), seed=9)
     for kind in ("charge", "discharge", "charge"):  # grow some SEI first

@@ -262,4 +262,7 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> Dynamic:
         np.zeros(n, dtype=np.int64),  # stamps of the rate-refresh list
         np.zeros(n, dtype=np.int32),  # rate-refresh list: sites touched since the last flush
         np.array([1, 0], dtype=np.int64),  # rate-refresh [stamp, list length]
+        np.zeros(n, dtype=np.int64),  # stamps of the settle queue
+        np.zeros(n, dtype=np.int32),  # settle queue: sites whose charge and flags wait
+        np.array([1, 0], dtype=np.int64),  # settle queue [stamp, length]
     )

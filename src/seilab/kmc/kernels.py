@@ -178,6 +178,9 @@ def borrowed(st):
         _view(d.wstamp),
         _view(d.wlist),
         _view(d.wctr),
+        _view(d.qstamp),
+        _view(d.qlist),
+        _view(d.qctr),
     )
     sv = Static(
         _view(s.nbr),
@@ -540,24 +543,31 @@ def _site_flags(j, o, t, cnt, c2, tclass, ip):
 def set_site(st, i, new):
     """Change the species at site i and update everything that depends on it, locally.
 
-    Two passes: neighbour counters of i; then charge, flags and set memberships of i and its
-    neighbours, propagating charge and destination changes one link further.  Every site
-    whose rates may have changed goes on a list; :func:`flush_rates` recomputes them.
+    :func:`change_site` followed by :func:`settle`: after it every counter, charge, flag and
+    set membership is current.  Every site whose rates may have changed goes on a list;
+    :func:`flush_rates` recomputes them.
+    """
+    change_site(st, i, new)
+    settle(st)
+
+
+@njit(cache=True)
+def change_site(st, i, new):
+    """Change the species at site i: its neighbours' counters now, the rest at :func:`settle`.
+
+    Counters (species, SEI, ioniser, selector and metal-in-reach counts) are current when this
+    returns, and so are the destination flags of i; charges, the other flags and set
+    memberships of i and its neighbours wait on the settle queue.  The framework rules read
+    only counters and occupants, so the changes of one event and its rule pass share one
+    settle: a site near several of them is visited once, and a flag that flips and flips back
+    within the event costs nothing (on the calibrated ``paper`` half the visits were repeats,
+    in a slow parameter set two thirds).
     """
     d, tt = st.d, st.s
-    occ, chg, cnt, c2, sel, flags, sarr, spos, sn = (
-        d.occ,
-        d.chg,
-        d.cnt,
-        d.c2,
-        d.sel,
-        d.flags,
-        d.sarr,
-        d.spos,
-        d.sn,
-    )
+    occ, chg, cnt, c2, sel, flags = d.occ, d.chg, d.cnt, d.c2, d.sel, d.flags
     gcount, log, logn, misc = d.gcount, d.log, d.logn, d.misc
     wstamp, wlist, wctr = d.wstamp, d.wlist, d.wctr
+    qstamp, qlist, qctr = d.qstamp, d.qlist, d.qctr
     nbr, nn, stype, tclass, near, near_rev, role = (
         tt.nbr,
         tt.nn,
@@ -572,8 +582,9 @@ def set_site(st, i, new):
     if old == new:
         return
     oldc = chg[i]
-    # the new occupant's charge follows from i's own ioniser count, which this change does not
-    # touch: setting it now lets the selector counts below take it in one pass
+    # the new occupant's charge from i's own ioniser count (settle corrects it if a fragment
+    # comes or goes nearby later in the event); setting it now lets the selector counts below
+    # take it in one pass
     newc_i = 1 if (new == METAL and c2[i, C_ION] > 0) else 0
     occ[i] = new
     gcount[old] -= 1
@@ -609,13 +620,9 @@ def set_site(st, i, new):
         if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], new, newc_i, t):
             sel_new |= 1 << s
     metal_change = old == METAL or new == METAL
-    frag_change = of or nf
-    pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
-    hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
-    fcap = ip[IP_FILL_MOL_MAX]
-    # the flags of i follow from its new occupant and its own counters, which this change does
-    # not touch: its destination flags (counted by every neighbour) are passed on in the
-    # counter pass below instead of in a loop of their own
+    # i's destination flags follow from its new occupant and its own counters, which this
+    # change does not touch: they reach its neighbours' destination counts in the loop below
+    # (the other flags, which carry set memberships, wait for settle)
     fi = 0
     if new == EMPTY or new == BACKGROUND:
         fi = _flags_of(
@@ -626,18 +633,34 @@ def set_site(st, i, new):
             cnt[i, BACKGROUND],
             c2[i, C_SEI_OC],
             c2[i, C_SEI_BA],
-            pmin,
-            pmax,
-            pack,
-            hbcb,
-            hbco,
-            dmin,
-            fcap,
+            ip[IP_PLATE_MIN],
+            ip[IP_PLATE_MAX],
+            ip[IP_PACK_MIN],
+            ip[IP_HOP_BCB_MAX],
+            ip[IP_HOP_BCO_MIN],
+            ip[IP_DEST_MIN],
+            ip[IP_FILL_MOL_MAX],
         )
-    ddiff = (fi ^ flags[i]) & (F_HD | F_DOC | F_DBA)
+    dest = F_HD | F_DOC | F_DBA
+    ddiff = (fi ^ flags[i]) & dest
+    if ddiff:
+        flags[i] = (flags[i] & ~dest) | (fi & dest)
     dh_i = _flag_step(ddiff, fi, F_HD)
     do_i = _flag_step(ddiff, fi, F_DOC)
     db_i = _flag_step(ddiff, fi, F_DBA)
+    wc = wctr[0]
+    nw = wctr[1]
+    qc = qctr[0]
+    nq = qctr[1]
+    # i itself: its rates (it may have lost them) and its flags
+    if wstamp[i] != wc:
+        wstamp[i] = wc
+        wlist[nw] = i
+        nw += 1
+    if qstamp[i] != qc:
+        qstamp[i] = qc
+        qlist[nq] = i
+        nq += 1
     for k in range(nn[i]):
         j = nbr[i, k]
         cnt[j, old] -= 1
@@ -672,53 +695,87 @@ def set_site(st, i, new):
         if sel_old != sel_new:
             for s in range(nsel):
                 sel[j, s] += ((sel_new >> s) & 1) - ((sel_old >> s) & 1)
-    # charge and flags of i and its neighbours
-    wc = wctr[0]
-    nw = wctr[1]
-    for q in range(nn[i] + 1):
-        j = i if q == 0 else nbr[i, q - 1]
+        # rates read: metal and fragments their neighbour counts, electrolyte its selectors
         o = occ[j]
-        # rates read: metal and fragments their neighbour counts, electrolyte its selectors;
-        # any other site has none (only i itself can have lost its rates)
         if (
-            q == 0
-            or o == METAL
-            or role[o] == ROLE_FRAGMENT
-            or (o == BACKGROUND and sel_old != sel_new)
+            o == METAL or role[o] == ROLE_FRAGMENT or (o == BACKGROUND and sel_old != sel_new)
         ) and wstamp[j] != wc:
             wstamp[j] = wc
             wlist[nw] = j
             nw += 1
-        # only metal carries a charge (ioniser count > 0, kept so at every site); i's was set
-        # above, and a neighbour's can have changed only where a fragment came or went within
-        # bonding distance; only an empty or electrolyte site carries flags
-        check_chg = q > 0 and frag_change and o == METAL and near[i, q - 1]
-        newc = 1 if (check_chg and c2[j, C_ION] > 0) else 0
-        if check_chg and newc != chg[j]:
-            tj = stype[j]
-            oc = chg[j]
-            chg[j] = newc
-            misc[M_ION] += newc - oc  # number of ionised metal atoms
-            c_old = 0
-            c_new = 0
-            for s in range(nsel):
-                if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, oc, tj):
-                    c_old |= 1 << s
-                if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, newc, tj):
-                    c_new |= 1 << s
-            for k in range(nn[j]):
-                n = nbr[j, k]
+        if qstamp[j] != qc:
+            qstamp[j] = qc
+            qlist[nq] = j
+            nq += 1
+    wctr[1] = nw
+    qctr[1] = nq
+
+
+@njit(cache=True)
+def settle(st):
+    """Charges, flags and set memberships of the sites queued by :func:`change_site`.
+
+    Each queued site is visited once, whatever number of changes touched it; its charge and
+    flags are derived from the current counters, and a change of them is carried one link
+    further (selector counts, destination counts, the rate-refresh list).
+    """
+    d, tt = st.d, st.s
+    occ, chg, c2, sel, flags, sarr, spos, sn = (
+        d.occ,
+        d.chg,
+        d.c2,
+        d.sel,
+        d.flags,
+        d.sarr,
+        d.spos,
+        d.sn,
+    )
+    cnt, misc = d.cnt, d.misc
+    wstamp, wlist, wctr = d.wstamp, d.wlist, d.wctr
+    qlist, qctr = d.qlist, d.qctr
+    nbr, nn, stype, tclass, role = tt.nbr, tt.nn, tt.stype, tt.tclass, tt.role
+    sel_sp, sel_chg, sel_mask, ip = tt.sel_sp, tt.sel_chg, tt.sel_mask, tt.ip
+    nq = qctr[1]
+    if nq == 0:
+        return
+    nsel = sel_sp.size
+    pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
+    hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
+    fcap = ip[IP_FILL_MOL_MAX]
+    wc = wctr[0]
+    nw = wctr[1]
+    for e in range(nq):
+        j = qlist[e]
+        o = occ[j]
+        # only metal carries a charge (ioniser count > 0, kept so at every site); a change
+        # to or from metal set it already
+        if o == METAL:
+            newc = 1 if c2[j, C_ION] > 0 else 0
+            if newc != chg[j]:
+                tj = stype[j]
+                oc = chg[j]
+                chg[j] = newc
+                misc[M_ION] += newc - oc  # number of ionised metal atoms
+                c_old = 0
+                c_new = 0
+                for s in range(nsel):
+                    if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, oc, tj):
+                        c_old |= 1 << s
+                    if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, newc, tj):
+                        c_new |= 1 << s
                 if c_old != c_new:
-                    for s in range(nsel):
-                        sel[n, s] += ((c_new >> s) & 1) - ((c_old >> s) & 1)
-                    if occ[n] == BACKGROUND and wstamp[n] != wc:  # molecule weights read selectors
-                        wstamp[n] = wc
-                        wlist[nw] = n
-                        nw += 1
+                    for k in range(nn[j]):
+                        n = nbr[j, k]
+                        for s in range(nsel):
+                            sel[n, s] += ((c_new >> s) & 1) - ((c_old >> s) & 1)
+                        # molecule weights read selectors
+                        if occ[n] == BACKGROUND and wstamp[n] != wc:
+                            wstamp[n] = wc
+                            wlist[nw] = n
+                            nw += 1
+        # only an empty or electrolyte site carries flags
         f = 0
-        if q == 0:
-            f = fi
-        elif o == EMPTY or o == BACKGROUND:
+        if o == EMPTY or o == BACKGROUND:
             tj = stype[j]
             f = _flags_of(
                 o,
@@ -752,9 +809,7 @@ def set_site(st, i, new):
                     set_add(sarr, spos, sn, S_FILLM, j)
                 else:
                     set_remove(sarr, spos, sn, S_FILLM, j)
-            # (i's own destination flags went to its neighbours in the counter pass, and
-            # its metal and fragment neighbours are on the refresh list by the visit above)
-            if q > 0 and diff & (F_HD | F_DOC | F_DBA):
+            if diff & (F_HD | F_DOC | F_DBA):
                 dh = _flag_step(diff, f, F_HD)
                 do = _flag_step(diff, f, F_DOC)
                 db = _flag_step(diff, f, F_DBA)
@@ -769,6 +824,8 @@ def set_site(st, i, new):
                         wlist[nw] = n
                         nw += 1
     wctr[1] = nw
+    qctr[1] = 0
+    qctr[0] += 1
 
 
 @njit(cache=True)
@@ -1085,11 +1142,12 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
                 ip,
             )
         if extra > 0:
+            settle(st)  # the back-fill through molecules reads the S_FILLM set
             m = _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label)
         for e in range(m):
             j = out_site[e]
             if out_sp[e] != WRAP_THEN_REMOVED:
-                set_site(st, j, out_sp[e])
+                change_site(st, j, out_sp[e])
                 continue
             # A BA/TE site next to both OC- and BA-type SEI: wrap puts metal on it and the
             # removal rule, which reads only the site itself and SEI counts, takes it off again
@@ -1098,7 +1156,7 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
             # it again after the next event, as the legacy pass does.
             hc[H_REMOVED] += 1
             if occ[j] != EMPTY:
-                set_site(st, j, _I(EMPTY))
+                change_site(st, j, _I(EMPTY))
             elif logn[0] < log.size:
                 log[logn[0]] = j * 8
                 logn[0] += 1
@@ -1106,6 +1164,7 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
                 misc[M_FULL] = 1
         if counter[stage] >= 0:
             hc[counter[stage]] += m
+    settle(st)
     if full:
         for s in range(4):
             cur[s] = logn[0]
@@ -1267,8 +1326,8 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     # arrive before leaving: the sites next to both ends keep their SEI and ioniser counts
     # above zero throughout, so their flags and charges do not flip twice (a third fewer
     # charge updates per hop); the state after the move is the same either way
-    set_site(st, dest, _I(x))
-    set_site(st, i, _I(EMPTY))
+    change_site(st, dest, _I(x))
+    change_site(st, i, _I(EMPTY))
     hc[H_DIFF] += 1
     return True
 

@@ -36,6 +36,9 @@ DYNAMIC_FIELDS = (
     "wstamp",  # (N,) int64 stamps of the rate-refresh list
     "wlist",  # (N,) int32 sites whose rates need refreshing
     "wctr",  # (2,) int64 rate-refresh [stamp, list length]
+    "qstamp",  # (N,) int64 stamps of the settle queue
+    "qlist",  # (N,) int32 sites whose charge and flags wait for settle
+    "qctr",  # (2,) int64 settle queue [stamp, length]
 )
 
 #: Per-model tables, never written during a run.
