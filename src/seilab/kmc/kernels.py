@@ -695,14 +695,12 @@ def change_site(st, i, new):
         if sel_old != sel_new:
             for s in range(nsel):
                 sel[j, s] += ((sel_new >> s) & 1) - ((sel_old >> s) & 1)
-        # rates read: metal and fragments their neighbour counts, electrolyte its selectors
-        o = occ[j]
-        if (
-            o == METAL or role[o] == ROLE_FRAGMENT or (o == BACKGROUND and sel_old != sel_new)
-        ) and wstamp[j] != wc:
-            wstamp[j] = wc
-            wlist[nw] = j
-            nw += 1
+            # molecule weights read selectors (metal and fragment rates, which read the
+            # other counters, are listed by settle, once per site)
+            if occ[j] == BACKGROUND and wstamp[j] != wc:
+                wstamp[j] = wc
+                wlist[nw] = j
+                nw += 1
         if qstamp[j] != qc:
             qstamp[j] = qc
             qlist[nq] = j
@@ -747,6 +745,12 @@ def settle(st):
     for e in range(nq):
         j = qlist[e]
         o = occ[j]
+        # rates read: metal and fragments their neighbour counts (a site that lost its rates
+        # was listed by its own change)
+        if (o == METAL or role[o] == ROLE_FRAGMENT) and wstamp[j] != wc:
+            wstamp[j] = wc
+            wlist[nw] = j
+            nw += 1
         # only metal carries a charge (ioniser count > 0, kept so at every site); a change
         # to or from metal set it already
         if o == METAL:
