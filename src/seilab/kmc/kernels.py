@@ -1090,8 +1090,12 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
     enabled = (ip[IP_WRAP] != 0, ip[IP_LI_REMOVE] != 0, ip[IP_LI_FILL] != 0, True)
     counter = (H_WRAP, H_REMOVED, H_FILLED, -1)
     for stage in range(4):
-        # the back-fill through molecules depends on the sample, so it runs after every event
-        extra = sn[S_FILLM] if (stage == 2 and ip[IP_FILL_MOL_MAX] > 0) else 0
+        # the back-fill through molecules depends on the sample, so it runs after every event;
+        # it reads the S_FILLM set, which the changes so far must reach first
+        extra = 0
+        if stage == 2 and ip[IP_FILL_MOL_MAX] > 0:
+            settle(st)
+            extra = sn[S_FILLM]
         if every:
             cand = np.empty(0, dtype=np.int32)
             nc = N
@@ -1146,7 +1150,6 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
                 ip,
             )
         if extra > 0:
-            settle(st)  # the back-fill through molecules reads the S_FILLM set
             m = _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label)
         for e in range(m):
             j = out_site[e]
