@@ -70,7 +70,12 @@ def test_real_campaign_is_simulator_output(real_campaign: Path, real_data: pd.Da
         pq.read_schema(next((real_campaign / "runs").glob("*.parquet"))).metadata[b"seilab"]
     )
     assert meta["box"] == list(REAL_CAMPAIGN["box"]) and meta["cycles"] == REAL_CAMPAIGN["cycles"]
-    assert real_data.groupby(schema.RUN_ID)[schema.CYCLE].max().eq(REAL_CAMPAIGN["cycles"]).all()
+    # every run reaches its last cycle unless the simulation ended it (the small box runs out of
+    # strippable Li in some runs: end reason "exhausted"), and most runs do
+    last = real_data.groupby(schema.RUN_ID).tail(1)
+    full = last[schema.CYCLE].eq(REAL_CAMPAIGN["cycles"])
+    assert (full | last["end_reason"].eq("exhausted")).all()
+    assert full.mean() > 0.75
     # the CE column is 100 q_dis / q_ch of the simulator's own charge counts
     q = real_data[real_data["q_ch_e"] > 0]
     np.testing.assert_allclose(q[schema.TARGET], 100 * q["q_dis_e"] / q["q_ch_e"])
