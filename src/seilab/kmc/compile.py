@@ -265,4 +265,10 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> Dynamic:
         np.zeros(n, dtype=np.int64),  # stamps of the settle queue
         np.zeros(n, dtype=np.int32),  # settle queue: sites whose charge and flags wait
         np.array([1, 0], dtype=np.int64),  # settle queue [stamp, length]
+        np.zeros(n, dtype=np.int32),  # scratch: rule candidates
+        np.zeros(2 * n, dtype=np.int32),  # scratch: rule decisions, sites
+        np.zeros(2 * n, dtype=np.int8),  # scratch: rule decisions, species
+        np.zeros(nmol, dtype=np.int64),  # scratch: unrevealed molecules of a diffusion draw
+        np.zeros(64, dtype=np.int64),  # scratch: re-weighted leaves of a diffusion draw
+        np.zeros(64),  # scratch: their weights before
     )

@@ -39,6 +39,12 @@ DYNAMIC_FIELDS = (
     "qstamp",  # (N,) int64 stamps of the settle queue
     "qlist",  # (N,) int32 sites whose charge and flags wait for settle
     "qctr",  # (2,) int64 settle queue [stamp, length]
+    "rcand",  # (N,) int32 scratch: a framework rule's candidate sites
+    "rsite",  # (2N,) int32 scratch: the sites a framework rule changes
+    "rsp",  # (2N,) int8 scratch: their new species (WRAP_THEN_REMOVED: -1)
+    "dleft",  # (nmol,) int64 scratch: unrevealed molecules of a diffusion draw
+    "dmod",  # (64,) int64 scratch: leaves a diffusion draw re-weighted
+    "dbase",  # (64,) float64 scratch: their weights before
 )
 
 #: Per-model tables, never written during a run.
