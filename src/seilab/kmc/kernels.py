@@ -7,8 +7,9 @@ model file (:mod:`seilab.kmc.compile`).
 Design (see docs/engine.md):
 
 * Per-site neighbour counters (species counts, SEI counts, "ionisers", selector counts) are
-  updated incrementally by :func:`set_site`, which touches only the changed site and its
-  neighbours; derived flags and eligible-site sets are refreshed for those sites at once, and
+  updated incrementally by :func:`change_site`, which touches only the changed site and its
+  neighbours and queues them; derived charges, flags and eligible-site sets are refreshed for
+  the queued sites once per event (:func:`settle`; the framework rules read only counters), and
   rates once per event (:func:`flush_rates`) for the sites whose rate inputs changed.
 * Rates live in sum trees (one leaf per site) whose inner nodes are recomputed as
   left + right, so the incremental tree equals a tree built from scratch bit for bit.
@@ -37,7 +38,7 @@ from numba.extending import intrinsic
 
 from seilab.kmc.state import Dynamic, State, Static
 
-# set_site's call sites pass an int64 site and species: Numba compiles a function once per
+# change_site's call sites pass an int64 site and species: Numba compiles a function once per
 # argument-type combination (a literal 0, an int8 read from occ, an int32 from a set), and
 # mixed types compiled the big set_site five times (cold start 55.8 s -> 45.2 s)
 _I = np.int64
