@@ -2,8 +2,9 @@
 
 The targets are the statistics of a small campaign (paper-2025-study model, whose charges are
 time-limited so the scan interval matters; 5 x 5 x 20 box, 8 cycles, 8 seeds that the
-calibration does not use) at ``protocol.scan_interval_s = 9000 s``.  On this box the charge halves are time-limited below about 5000 s (12-15 events) and reach the 30-event
-budget above about 30000 s, so the number of events per charge half and the share of charge
+calibration does not use) at ``protocol.scan_interval_s = 9000 s``.  On this box the charge
+halves are time-limited below about 5000 s (12-15 events) and reach the 30-event budget above
+about 30000 s, so the number of events per charge half and the share of charge
 halves ending on the budget move strongly with the scan interval in between.  ``calibrate``
 searches the interval on a log scale (1000 .. 100000 s) and must find a setting whose
 statistics are within tolerance and whose interval is within a factor 2 of the truth.  Then
