@@ -374,7 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                 *stored.get("_partial_updates", []),
                 {"figures": sorted(new), **meta},
             ]
-        args.save.write_text(json.dumps(fig, indent=1))
+        # the stored figures are the next comparison's baseline: never leave them half-written
+        from seilab.io import atomic_write_json
+
+        atomic_write_json(fig, args.save, indent=1)
         print(f"saved {args.save}")
     if args.compare and args.compare.is_file():
         compare(fig, json.loads(args.compare.read_text()))

@@ -18,6 +18,22 @@ def _scratch(sim):
     return dyn
 
 
+def _assert_equals_scratch(sim):
+    """Every counter, flag, set, rate and weight of the run equals a from-scratch build."""
+    ref = _scratch(sim)
+    for name in ("occ", "chg", "cnt", "c2", "sel", "flags"):
+        assert np.array_equal(getattr(sim.dyn, name), getattr(ref, name)), name
+    for s in range(K.N_SETS):  # same members (the order of an indexable set is history)
+        a = np.sort(sim.dyn.sarr[s, : sim.dyn.sn[s]])
+        b = np.sort(ref.sarr[s, : ref.sn[s]])
+        assert np.array_equal(a, b), f"set {s}"
+    assert np.array_equal(sim.dyn.wmol, ref.wmol)  # molecule weights, exact
+    assert np.array_equal(sim.dyn.tdis, ref.tdis)  # discharge rate tree, bit for bit
+    assert np.array_equal(sim.dyn.tdiff, ref.tdiff)  # diffusion rate tree, bit for bit
+    assert np.array_equal(sim.dyn.gcount, ref.gcount)  # species counts
+    assert sim.dyn.misc[K.M_ION] == ref.misc[K.M_ION]  # ionised metal count
+
+
 def test_incremental_state_equals_from_scratch_after_thousands_of_events():
     # the 2025 study model: 30-event halves and a thin slab give thousands of events in 4
     # cycles (about 1 seed in 40 stalls within the first halves: take the first that does not)
@@ -31,18 +47,7 @@ def test_incremental_state_equals_from_scratch_after_thousands_of_events():
         if events > 2000:
             break
     assert events > 2000
-    ref = _scratch(sim)
-    for name in ("occ", "chg", "cnt", "c2", "sel", "flags"):
-        assert np.array_equal(getattr(sim.dyn, name), getattr(ref, name)), name
-    for s in range(K.N_SETS):  # same members (the order of an indexable set is history)
-        a = np.sort(sim.dyn.sarr[s, : sim.dyn.sn[s]])
-        b = np.sort(ref.sarr[s, : ref.sn[s]])
-        assert np.array_equal(a, b), f"set {s}"
-    assert np.array_equal(sim.dyn.wmol, ref.wmol)  # molecule weights, exact
-    assert np.array_equal(sim.dyn.tdis, ref.tdis)  # discharge rate tree, bit for bit
-    assert np.array_equal(sim.dyn.tdiff, ref.tdiff)  # diffusion rate tree, bit for bit
-    assert np.array_equal(sim.dyn.gcount, ref.gcount)  # species counts
-    assert sim.dyn.misc[K.M_ION] == ref.misc[K.M_ION]  # ionised metal count
+    _assert_equals_scratch(sim)
 
 
 # random-00003 of the paper design: dense SEI, where a hop is followed by about 17 framework
@@ -72,17 +77,7 @@ def test_incremental_state_equals_from_scratch_in_dense_sei():
             continue
         break
     assert hops > 5000 and wraps > hops  # the regime this test is for
-    ref = _scratch(sim)
-    for name in ("occ", "chg", "cnt", "c2", "sel", "flags"):
-        assert np.array_equal(getattr(sim.dyn, name), getattr(ref, name)), name
-    for s in range(K.N_SETS):
-        a = np.sort(sim.dyn.sarr[s, : sim.dyn.sn[s]])
-        b = np.sort(ref.sarr[s, : ref.sn[s]])
-        assert np.array_equal(a, b), f"set {s}"
-    assert np.array_equal(sim.dyn.tdis, ref.tdis)
-    assert np.array_equal(sim.dyn.tdiff, ref.tdiff)
-    assert np.array_equal(sim.dyn.wmol, ref.wmol)
-    assert sim.dyn.misc[K.M_ION] == ref.misc[K.M_ION]
+    _assert_equals_scratch(sim)
 
 
 @pytest.mark.parametrize("name", ["paper", "paper-2025-study"])
