@@ -269,6 +269,10 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> Dynamic:
         np.zeros(2 * n, dtype=np.int32),  # scratch: rule decisions, sites
         np.zeros(2 * n, dtype=np.int8),  # scratch: rule decisions, species
         np.zeros(nmol, dtype=np.int64),  # scratch: unrevealed molecules of a diffusion draw
-        np.zeros(64, dtype=np.int64),  # scratch: re-weighted leaves of a diffusion draw
-        np.zeros(64),  # scratch: their weights before
+        # scratch: re-weighted leaves of a diffusion draw (at most one per fragment) and their
+        # weights before; np.zeros leaves untouched pages unmapped, so a big box pays for the
+        # leaves a draw re-weights, not for N
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n),
+        np.zeros(nmol, dtype=np.int64),  # scratch: molecules on a reaction draw's active sites
     )

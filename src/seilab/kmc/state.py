@@ -43,8 +43,9 @@ DYNAMIC_FIELDS = (
     "rsite",  # (2N,) int32 scratch: the sites a framework rule changes
     "rsp",  # (2N,) int8 scratch: their new species (WRAP_THEN_REMOVED: -1)
     "dleft",  # (nmol,) int64 scratch: unrevealed molecules of a diffusion draw
-    "dmod",  # (64,) int64 scratch: leaves a diffusion draw re-weighted
-    "dbase",  # (64,) float64 scratch: their weights before
+    "dmod",  # (N,) int64 scratch: leaves a diffusion draw re-weighted
+    "dbase",  # (N,) float64 scratch: their weights before
+    "rmol",  # (nmol,) int64 scratch: molecules of each type on a reaction draw's active sites
 )
 
 #: Per-model tables, never written during a run.
