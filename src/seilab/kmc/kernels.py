@@ -72,8 +72,15 @@ class _ScalarCompiler(Compiler):
 
 
 _kernel = njit(cache=True, _nrt=False, pipeline_class=_ScalarCompiler)
-_kernel_inline = njit(cache=True, _nrt=False, inline="always", pipeline_class=_ScalarCompiler)
 _kernel_nrt = njit(cache=True, _nrt=True, pipeline_class=_ScalarCompiler)
+# Kernels only compiled code calls get no Python entry point: the wrapper that unboxes the
+# state's 60 arrays from Python objects took about 0.3 s of compilation per kernel.
+_INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+_inner = njit(cache=True, _nrt=False, pipeline_class=_ScalarCompiler, **_INNER)
+_inner_nrt = njit(cache=True, _nrt=True, pipeline_class=_ScalarCompiler, **_INNER)
+_inner_inline = njit(
+    cache=True, _nrt=False, inline="always", pipeline_class=_ScalarCompiler, **_INNER
+)
 
 # change_site's call sites pass an int64 site and species: Numba compiles a function once per
 # argument-type combination (a literal 0, an int8 read from occ, an int32 from a set), and
@@ -183,7 +190,7 @@ def _as_voidptr(typingctx, addr):
     return types.voidptr(addr), codegen
 
 
-@_kernel_nrt
+@_inner_nrt
 def _view(a):
     return carray(_as_voidptr(a.ctypes.data), a.shape, a.dtype)
 
@@ -260,7 +267,7 @@ def borrowed(st):
 
 
 # ----------------------------------------------------------------------------- sum tree
-@_kernel
+@_inner
 def tree_set(tree, size, i, w):
     node = size + i
     if tree[node] == w:
@@ -272,7 +279,7 @@ def tree_set(tree, size, i, w):
         node >>= 1
 
 
-@_kernel
+@_inner
 def tree_pick(tree, size):
     """Leaf index drawn with probability weight / total (retries a zero leaf from rounding)."""
     while True:
@@ -289,14 +296,14 @@ def tree_pick(tree, size):
             return node - size
 
 
-@_kernel
+@_inner
 def tree_build(tree, size):
     for node in range(size - 1, 0, -1):
         tree[node] = tree[2 * node] + tree[2 * node + 1]
 
 
 # ------------------------------------------------------------------------------ sampling
-@_kernel
+@_inner
 def _lchoose(a, b):
     return math.lgamma(a + 1.0) - math.lgamma(b + 1.0) - math.lgamma(a - b + 1.0)
 
@@ -333,7 +340,7 @@ def hypergeometric(good, bad, n):
 
 
 # ----------------------------------------------------------------------- indexable sets
-@_kernel
+@_inner
 def set_add(sarr, spos, sn, s, i):
     if spos[s, i] >= 0:
         return
@@ -343,7 +350,7 @@ def set_add(sarr, spos, sn, s, i):
     sn[s] = k + 1
 
 
-@_kernel
+@_inner
 def set_remove(sarr, spos, sn, s, i):
     k = spos[s, i]
     if k < 0:
@@ -356,7 +363,7 @@ def set_remove(sarr, spos, sn, s, i):
     sn[s] = last
 
 
-@_kernel
+@_inner
 def set_swap(sarr, spos, s, a, b):
     i = sarr[s, a]
     j = sarr[s, b]
@@ -370,7 +377,7 @@ def set_swap(sarr, spos, s, a, b):
 # The state is a tuple of arrays (Numba cannot cache jitclasses); see kmc/state.py for names.
 
 
-@_kernel
+@_inner
 def _sel_match(s_sp, s_chg, s_mask, sp, chg, stype):
     """Does a (species, charge, site type) occupant count for a selector (scalars only)."""
     if s_sp != sp:
@@ -386,7 +393,7 @@ def _sel_match(s_sp, s_chg, s_mask, sp, chg, stype):
 # only; loops over sites live in functions that are called once per change.
 
 
-@_kernel_inline
+@_inner_inline
 def _metal_rate(j, r, cnt, INT, rx_rate, ip, fp):
     ea = 0.0
     for s in range(ip[IP_NSPLAT]):
@@ -400,7 +407,7 @@ def metal_rate(st, i, kind_rx):
     return _metal_rate(i, kind_rx, st.d.cnt, st.s.INT, st.s.rx_rate, st.s.ip, st.s.fp)
 
 
-@_kernel
+@_inner
 def _refresh_rates(
     lst,
     nlst,
@@ -492,7 +499,7 @@ def _refresh_rates(
             flags[j] &= ~F_ACTIVE
 
 
-@_kernel
+@_inner
 def refresh_rates(st, lst, nlst):
     """Recompute the rates of the sites lst[:nlst]."""
     d, t = st.d, st.s
@@ -524,7 +531,7 @@ def refresh_rates(st, lst, nlst):
     )
 
 
-@_kernel
+@_inner
 def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, dmin, fcap):
     """Eligibility flags of a site (plating site, product sites, hop and diffusion destinations,
     back-fill through molecules)."""
@@ -554,7 +561,7 @@ def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, 
     return f
 
 
-@_kernel_inline
+@_inner_inline
 def _flag_step(diff, f, bit):
     """+1 / -1 / 0: how a neighbour's count of sites with ``bit`` moves when a site's flags
     change by ``diff`` to ``f``."""
@@ -563,7 +570,7 @@ def _flag_step(diff, f, bit):
     return 1 if f & bit else -1
 
 
-@_kernel_inline
+@_inner_inline
 def _site_flags(j, o, t, cnt, c2, tclass, ip):
     """Eligibility flags of site j from its counters.
 
@@ -601,7 +608,7 @@ def set_site(st, i, new):
     settle(st)
 
 
-@_kernel
+@_inner
 def change_site(st, i, new):
     """Change the species at site i: its neighbours' counters now, the rest at :func:`settle`.
 
@@ -744,7 +751,7 @@ def change_site(st, i, new):
     qctr[1] = nq
 
 
-@_kernel
+@_inner
 def settle(st):
     """Charges, flags and set memberships of the sites queued by :func:`change_site`.
 
@@ -867,7 +874,7 @@ def settle(st):
     qctr[0] += 1
 
 
-@_kernel
+@_inner
 def flush_rates(st):
     """Recompute the rates of every site touched since the last flush, once each.
 
@@ -881,14 +888,14 @@ def flush_rates(st):
 
 
 # ------------------------------------------------------------------ framework rules
-@_kernel
+@_inner
 def _next_stamp(st):
     stampc = st.d.stampc
     stampc[0] += 1
     return stampc[0]
 
 
-@_kernel
+@_inner
 def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclass, role):
     """The sites where a rule's decision may have changed since it last ran (deduplicated).
 
@@ -946,7 +953,7 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
     return n
 
 
-@_kernel
+@_inner
 def _rule_changes(
     stage, cand, nc, every, out_site, out_sp, occ, cnt, c2, nbr, nn, stype, tclass, role, ip
 ):
@@ -1041,7 +1048,7 @@ def fresh_sample(st, nmol, skip):
     return mark
 
 
-@_kernel
+@_inner
 def _label(x, misc, nm, rev_stamp, rev_label):
     """Molecule type at electrolyte site x in the sample of the last event (-1: background).
 
@@ -1069,7 +1076,7 @@ def _label(x, misc, nm, rev_stamp, rev_label):
     return lab
 
 
-@_kernel
+@_inner
 def _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label):
     """Back-fill decisions of the legacy order (molecules flushed before updateLiMetal).
 
@@ -1363,7 +1370,7 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     return True
 
 
-@_kernel
+@_inner
 def _consume_one(st, sp):
     """Remove one uniformly chosen site holding species sp (a fragment reaction's parent)."""
     occ, gcount = st.d.occ, st.d.gcount
@@ -1379,7 +1386,7 @@ def _consume_one(st, sp):
             k -= 1
 
 
-@_kernel
+@_inner
 def _place(st, sp, hc, nsplat, n_rx, n_ch):
     """Place one product: metal by the plating rule, a fragment on a free site of its class."""
     sarr, sn = st.d.sarr, st.d.sn
@@ -1405,7 +1412,7 @@ def _place(st, sp, hc, nsplat, n_rx, n_ch):
         hc[H_BASE + n_rx + n_ch + sp] += 1
 
 
-@_kernel
+@_inner
 def _fire_channels(st, r, hc):
     ch_start, ch_n, ch_w, pr_start, pr_n, pr_sp, ip = (
         st.s.ch_start,
@@ -1629,7 +1636,7 @@ def run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
     return _run_half(borrowed(st), half, hc, tout, rng_state, _view(rev_stamp), _view(rev_label))
 
 
-@_kernel_nrt
+@_inner_nrt
 def _run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
     ip, fp = st.s.ip, st.s.fp
     nmol = np.zeros(max(ip[IP_NMOL], 1), dtype=np.int64)
