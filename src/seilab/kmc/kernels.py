@@ -40,15 +40,6 @@ from numba.extending import intrinsic
 
 from seilab.kmc.state import Dynamic, State, Static
 
-# Every kernel says whether it uses Numba's reference counting (NRT).  A compiled call passes
-# each of the state's 60 arrays as separate arguments, and with NRT the callee increments and
-# decrements the reference count of each on entry and exit: about 120 calls into the runtime
-# per kernel call, 14 % of the instructions of a fragment hop in a slow parameter set.  Kernels
-# that allocate no array and return none run without it (the caller keeps every array alive
-# for the duration of the call, as it does for the borrowed views below); the few that
-# allocate or return arrays keep it.  The choice must be written on every kernel: Numba gives a
-# kernel that leaves it unset the choice of the kernel whose compilation first reaches it.
-
 
 class _ScalarCompiler(Compiler):
     """Numba's default pipeline, with LLVM's loop vectorizer off while it compiles a kernel.
@@ -71,6 +62,15 @@ class _ScalarCompiler(Compiler):
             numba_config.LOOP_VECTORIZE = saved
 
 
+# Every kernel says whether it uses Numba's reference counting (NRT).  A compiled call passes
+# each of the state's 60 arrays as separate arguments, and with NRT the callee increments and
+# decrements the reference count of each on entry and exit: about 120 calls into the runtime
+# per kernel call, a fifth of the instructions of a step in a slow parameter set (102,800 ->
+# 82,700 without).  Kernels that allocate no array and return none run without it (the caller
+# keeps every array alive for the duration of the call); the six that allocate or return
+# arrays keep it.  The choice must be written on every kernel: Numba gives a kernel that leaves
+# it unset the choice of the kernel whose compilation first reaches it
+# (tests/kmc/test_kernel_flags.py checks both).
 _kernel = njit(cache=True, _nrt=False, pipeline_class=_ScalarCompiler)
 _kernel_nrt = njit(cache=True, _nrt=True, pipeline_class=_ScalarCompiler)
 # Kernels only compiled code calls get no Python entry point: the wrapper that unboxes the
@@ -178,10 +178,11 @@ R_FIRED, R_NOT_FIRED, R_REJECTED, R_NO_EVENTS = 0, 1, 2, 3
 
 
 # ------------------------------------------------------------------- borrowed views
-# Every array passed to a compiled call has its reference count raised and lowered
-# (atomically) on the way in and out; with ~50 state arrays that costs more than the work of
-# a local update.  The half-cycle loop therefore runs on views that carry no reference count
-# (the caller keeps the arrays alive for the duration of the call).
+# Every array passed to a kernel compiled with reference counting has its count raised and
+# lowered (atomically) on the way in and out; with 60 state arrays that costs more than the
+# work of a local update.  The half-cycle loop (which keeps reference counting: it allocates)
+# therefore runs on views that carry no reference count (the caller keeps the arrays alive for
+# the duration of the call); the kernels it calls mostly run without counting at all.
 @intrinsic
 def _as_voidptr(typingctx, addr):
     def codegen(context, builder, sig, args):
@@ -387,10 +388,12 @@ def _sel_match(s_sp, s_chg, s_mask, sp, chg, stype):
     return (s_mask >> stype) & 1 == 1
 
 
-# Performance rule for this file: a Numba call costs an atomic reference-count update per
-# array argument (also for functions inlined with inline="always"), which is more than the
+# Performance rule for this file: a Numba call cost an atomic reference-count update per
+# array argument (also for functions inlined with inline="always"), which was more than the
 # work of a per-site helper.  Helpers called per site or per neighbour therefore take scalars
-# only; loops over sites live in functions that are called once per change.
+# only; loops over sites live in functions that are called once per change.  (Measured while
+# every kernel used reference counting; most now compile without it, see _kernel above, and
+# the rule may cost nothing any more: not re-measured.)
 
 
 @_inner_inline
