@@ -23,8 +23,11 @@ Design (see docs/engine.md):
 * The framework rules (wrap, updateLiMetal, updateEther, charges) are applied after every
   event only at sites whose inputs changed since each rule last ran (a typed change log with
   one cursor per rule), which equals applying them to the whole lattice.
-* Speed: per-site helpers take scalars only and the half-cycle loop runs on reference-count-free
-  views of the state (see the note at :func:`borrowed` and docs/engine.md).
+* Speed: kernels compile without Numba's reference counting unless they allocate, with LLVM's
+  loop vectorizer off and, when only compiled code calls them, without a Python entry point
+  (see :class:`_ScalarCompiler` and the decorators after it); per-site helpers take scalars
+  only and the half-cycle loop runs on reference-count-free views of the state (see the note
+  at :func:`borrowed` and docs/engine.md).
 """
 
 from __future__ import annotations
