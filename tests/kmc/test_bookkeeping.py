@@ -405,3 +405,25 @@ def test_a_fragment_reaction_keeps_or_consumes_its_parent():
         deltas[keep] = set(changes)
     assert deltas[True] == {0} and deltas[False] == {-1}
     assert len(changes) >= 3
+
+
+def test_the_int32_stamp_counters_begin_again_without_changing_the_run():
+    # the rate-refresh and settle stamps are int32: their counters must wrap (to 1, stamps
+    # cleared) with the lists empty; a run that crosses the wrap is the run that does not
+    model = load_model("paper", {**SLOW_SET, "protocol.max_steps": 3000}).with_box((4, 4, 24))
+    halves = ("charge", "discharge") * 6
+
+    def run(start):
+        sim = Simulation(model, seed=5)  # seeds the engine's (process-wide) generator
+        if start:
+            sim.dyn.wctr[0] = start
+            sim.dyn.qctr[0] = start
+        return sim, [sim.run_half(kind).hc for kind in halves]
+
+    ref, ref_hc = run(0)
+    sim, hc = run(K.STAMP_WRAP - 50)
+    assert all(np.array_equal(a, b) for a, b in zip(ref_hc, hc, strict=True))
+    assert 0 < sim.dyn.wctr[0] < ref.dyn.wctr[0] and 0 < sim.dyn.qctr[0] < ref.dyn.qctr[0]
+    for name in ("occ", "chg", "cnt", "c2", "sel", "flags", "tdis", "tdiff"):
+        assert np.array_equal(getattr(sim.dyn, name), getattr(ref.dyn, name)), name
+    _assert_equals_scratch(sim)

@@ -15,7 +15,7 @@ from seilab import schema
 from seilab.errors import ModelError
 from seilab.io import utc_now
 from seilab.kmc import kernels as K
-from seilab.kmc.compile import Compiled, compile_model, new_dynamic
+from seilab.kmc.compile import Compiled, compile_model, new_dynamic, per_lattice
 from seilab.kmc.state import State
 from seilab.kmc.warmup import ensure_compiled
 from seilab.lattice import BASIS_FRAC, BCB, BCO, NB, TYPE_CLASS
@@ -136,6 +136,11 @@ class Simulation:
 
     # ------------------------------------------------------------------ set-up
     def _initial_occupation(self) -> np.ndarray:
+        ini = self.model.spec.initial
+        key = ("occupation", ini.anode_thickness_angstrom, ini.electrolyte_max_li_neighbors)
+        return per_lattice(self.comp.lattice, key, self._make_occupation).copy()
+
+    def _make_occupation(self) -> np.ndarray:
         spec = self.model.spec
         lat = self.comp.lattice
         # z of every site from its layer and basis position (no (N, 3) position table)

@@ -3,8 +3,8 @@
 The state travels through the compiled kernels as two named tuples (Numba compiles a named
 tuple exactly like a plain tuple, so names cost nothing at run time; a jitclass would, and
 cannot be cached).  Code reads fields by name (``st.d.gcount``, ``comp.static.ip``); adding an
-array means adding its name here, allocating it in :func:`seilab.kmc.compile.new_dynamic` or
-:func:`seilab.kmc.compile.compile_model`, and viewing it in :func:`seilab.kmc.kernels.borrowed`.
+array means adding its name here and allocating it in :func:`seilab.kmc.compile.new_dynamic`
+or :func:`seilab.kmc.compile.compile_model`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections import namedtuple
 DYNAMIC_FIELDS = (
     "occ",  # (N,) int8 species code of every site
     "chg",  # (N,) int8 charge of a metal atom (1: bound to SEI)
-    "cnt",  # (N, nsp) int16 neighbour count of each species
-    "c2",  # (N, N_C2) int16 derived neighbour counters (C_* columns)
-    "sel",  # (N, nsel) int16 neighbour counts of the reactions' selectors
+    "cnt",  # (N, nsp) int8 neighbour count of each species (int16 past 127 neighbours)
+    "c2",  # (N, N_C2) int8 derived neighbour counters (C_* columns; int16 as cnt)
+    "sel",  # (N, nsel) int8 neighbour counts of the reactions' selectors (int16 as cnt)
     "flags",  # (N,) int16 eligibility flags (F_* bits)
     "sarr",  # (N_SETS, N) int32 members of the indexable sets
     "spos",  # (N_SETS, N) int32 position of a site in each set (-1: absent)
@@ -33,10 +33,10 @@ DYNAMIC_FIELDS = (
     "stamp",  # (N,) int64 stamps that deduplicate candidate sites
     "stampc",  # (1,) int64 stamp counter
     "misc",  # ionised metal count, force-full-pass flag, electrolyte sample (M_* slots)
-    "wstamp",  # (N,) int64 stamps of the rate-refresh list
+    "wstamp",  # (N,) int32 stamps of the rate-refresh list (counter wraps: STAMP_WRAP)
     "wlist",  # (N,) int32 sites whose rates need refreshing
     "wctr",  # (2,) int64 rate-refresh [stamp, list length]
-    "qstamp",  # (N,) int64 stamps of the settle queue
+    "qstamp",  # (N,) int32 stamps of the settle queue (counter wraps: STAMP_WRAP)
     "qlist",  # (N,) int32 sites whose charge and flags wait for settle
     "qctr",  # (2,) int64 settle queue [stamp, length]
     "rcand",  # (N,) int32 scratch: a framework rule's candidate sites
@@ -46,6 +46,8 @@ DYNAMIC_FIELDS = (
     "dmod",  # (N,) int64 scratch: leaves a diffusion draw re-weighted
     "dbase",  # (N,) float64 scratch: their weights before
     "rmol",  # (nmol,) int64 scratch: molecules of each type on a reaction draw's active sites
+    "hmol",  # (nmol,) int64 scratch: the half-cycle loop's molecule numbers before a draw
+    "hdt",  # (1,) float64 scratch: waiting time of the reaction the loop just fired
 )
 
 #: Per-model tables, never written during a run.
