@@ -450,7 +450,7 @@ def refresh_rates(st, lst, nlst):
     )
 
 
-@_inner
+@_inner_inline
 def _flags_of(o, t, cl, nli, nel, sei_oc, sei_ba, pmin, pmax, pack, hbcb, hbco, dmin, fcap):
     """Eligibility flags of a site (plating site, product sites, hop and diffusion destinations,
     back-fill through molecules)."""
