@@ -35,11 +35,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import njit
 from numba.core import config as numba_config
 from numba.core.compiler import Compiler
-
-from seilab.kmc.state import Dynamic, State, Static
 
 
 class _ScalarCompiler(Compiler):

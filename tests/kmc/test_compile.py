@@ -1,0 +1,37 @@
+"""Tables derived once per cached lattice (`compile.per_lattice`) and the counter dtypes."""
+
+import numpy as np
+
+from seilab.kmc import Simulation
+from seilab.kmc import kernels as K
+from seilab.kmc.compile import _near_rev, compile_model
+from seilab.model import load_model
+
+
+def test_the_initial_cell_follows_its_own_keys_on_a_shared_lattice():
+    # two models on one (cached) lattice that differ only in the initial cell: each run gets
+    # its own occupation, equal to one derived afresh, and a run cannot change the kept one
+    box = (4, 4, 20)
+    thin = load_model("paper", {"initial.anode_thickness_angstrom": 25.0}).with_box(box)
+    thick = load_model("paper", {"initial.anode_thickness_angstrom": 45.0}).with_box(box)
+    a, b, a2 = Simulation(thin, 1), Simulation(thick, 1), Simulation(thin, 2)
+    assert a.comp.lattice is b.comp.lattice is a2.comp.lattice
+    assert b.metal0 > a.metal0
+    for sim in (a, b):
+        assert np.array_equal(sim.dyn.occ, sim._make_occupation())
+    a.run_half("charge")  # writes a's own occupation
+    assert np.array_equal(Simulation(thin, 3).dyn.occ, a2._make_occupation())
+    assert np.array_equal(a.comp.static.near_rev, _near_rev(a.comp.lattice))
+
+
+def test_neighbour_counters_are_int8_and_hold_the_largest_count():
+    comp = compile_model(load_model("paper").with_box((4, 4, 16)))
+    sim = Simulation(load_model("paper").with_box((4, 4, 16)), 0)
+    m = comp.static.nbr.shape[1]
+    assert m <= 127
+    for name in ("cnt", "c2", "sel"):
+        assert getattr(sim.dyn, name).dtype == np.int8, name
+    # a metal site inside the slab counts every neighbour: the counters reach nn, not more
+    assert sim.dyn.cnt.sum(axis=1).max() == comp.static.nn.max() == m
+    assert sim.dyn.wstamp.dtype == sim.dyn.qstamp.dtype == np.int32
+    assert K.STAMP_WRAP == 2**31 - 1
