@@ -67,8 +67,8 @@ class _ScalarCompiler(Compiler):
 # per kernel call, a fifth of the instructions of a step in a slow parameter set (102,800 ->
 # 82,700 without).  Kernels that allocate no array and return none run without it (the caller
 # keeps every array alive for the duration of the call); the two that allocate arrays
-# (init_state, half_stats) keep it.  The choice must be written on every kernel: Numba gives a kernel that leaves
-# it unset the choice of the kernel whose compilation first reaches it
+# (init_state, half_stats) keep it.  The choice must be written on every kernel: Numba gives a
+# kernel that leaves it unset the choice of the kernel whose compilation first reaches it
 # (tests/kmc/test_kernel_flags.py checks both).
 _kernel = njit(cache=True, _nrt=False, pipeline_class=_ScalarCompiler)
 _kernel_nrt = njit(cache=True, _nrt=True, pipeline_class=_ScalarCompiler)
@@ -1557,7 +1557,7 @@ def run_half(st, half, hc, tout, rng_state, rev_stamp, rev_label):
     receives the half's counters, ``tout[0]`` its kMC duration.
 
     The kernels of one step (molecule numbers, diffusion draw, rule pass) are inlined here
-    (``inline="always"``): as calls, each passed the state's 60 arrays as some 440 machine
+    (``inline="always"``): as calls, each passed the state's arrays (60 then) as 437 machine
     arguments, and their code did not fit the instruction cache together (cachegrind, a slow
     set: 44 % fewer instruction-cache misses, 14 % fewer L1 data read misses).
     """
