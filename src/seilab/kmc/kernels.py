@@ -818,8 +818,22 @@ def _next_stamp(st):
     return stampc[0]
 
 
+@_inner_inline
+def _el_wants(j, occ, cnt, maxli):
+    """The electrolyte rule changes site j (empty with <= maxli metal neighbours, or
+    electrolyte with more)."""
+    o = occ[j]
+    if o == EMPTY:
+        return cnt[j, METAL] <= maxli
+    if o == BACKGROUND:
+        return cnt[j, METAL] > maxli
+    return False
+
+
 @_inner
-def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclass, role):
+def _candidates(
+    lo, hi, out, stage, mark, occ, cnt, maxli, stamp, log, nbr, nn, stype, tclass, role
+):
     """The sites where a rule's decision may have changed since it last ran (deduplicated).
 
     A rule's decision at a site reads the site's occupant and some neighbour counts: wrap and
@@ -828,6 +842,11 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
     change touched what the rule reads (in both cases only sites of a type the rule can act
     on); for wrap, also the BCB neighbours of OC-type fragments next to a BA site whose
     fragment changed (the free-BA count of the BCB rule).
+
+    The electrolyte rule's decision is cheap to take here, so its candidates are only the
+    sites where it changes something (an empty site with at most ``maxli`` metal neighbours,
+    an electrolyte site with more): the sites left out would decide nothing, and the others
+    keep their order, so the rule's changes are the same, in the same order.
     """
     if stage <= 1:
         expand_on = LOG_FRAGMENT
@@ -850,14 +869,27 @@ def _candidates(lo, hi, out, stage, mark, occ, stamp, log, nbr, nn, stype, tclas
             if tclass[t] != CL_NONE:
                 tmask |= 1 << t
     n = 0
+    el = stage == 3
     for e in range(lo, hi):
         c = log[e] >> 3
         kind = log[e] & 7
-        if (tmask >> stype[c]) & 1 and stamp[c] != mark:
+        if (
+            (tmask >> stype[c]) & 1
+            and stamp[c] != mark
+            and (not el or _el_wants(c, occ, cnt, maxli))
+        ):
             stamp[c] = mark
             out[n] = c
             n += 1
         if not (kind & expand_on):
+            continue
+        if el:
+            for k in range(nn[c]):
+                j = nbr[c, k]
+                if _el_wants(j, occ, cnt, maxli) and (tmask >> stype[j]) & 1 and stamp[j] != mark:
+                    stamp[j] = mark
+                    out[n] = j
+                    n += 1
             continue
         bac = stage == 0 and stype[c] == T_BA
         for k in range(nn[c]):
@@ -1081,6 +1113,8 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
                     stage,
                     _next_stamp(st),
                     occ,
+                    cnt,
+                    ip[IP_EL_MAXLI],
                     stamp,
                     log,
                     nbr,
