@@ -61,7 +61,7 @@ from seilab.kmc.kernels import (  # noqa: E402
 def traced_half(
     st, half, hc, tout, rng_state, rev_stamp, rev_label, rec_w, rec_r, rec_h, hop_stats
 ):
-    """``kernels._run_half`` with a record per reaction draw; returns the number of records.
+    """``kernels.run_half`` with a record per reaction draw; returns the number of records.
 
     ``hop_stats`` receives (hops, hops that undo the previous hop, hops after which the
     framework rules changed a site, hops that changed W).
@@ -193,7 +193,7 @@ def trace_run(
             hc = sim.run_half("charge").hc
         else:
             n = traced_half(
-                K.borrowed(st),
+                st,
                 1,
                 hc,
                 tout,
