@@ -1,6 +1,6 @@
 """Draw-by-draw trace of the discharge halves of slow parameter sets (why they are slow).
 
-A compiled copy of the engine's half-cycle loop (``kernels._run_half``, same calls, same
+A compiled copy of the engine's half-cycle loop (``kernels.run_half``, same calls, same
 random-number stream, so the same trajectory) that records, for every reaction draw, the total
 rate W before the draw, the result (fired / rejected) and the fragment hops since the previous
 draw.  From the records it prints, per set: draws, hops, accepted events, the share of draws
