@@ -4,7 +4,7 @@ import numpy as np
 
 from seilab.kmc import Simulation
 from seilab.kmc import kernels as K
-from seilab.kmc.compile import _near_rev, compile_model
+from seilab.kmc.compile import _near_rev
 from seilab.model import load_model
 
 
@@ -25,8 +25,8 @@ def test_the_initial_cell_follows_its_own_keys_on_a_shared_lattice():
 
 
 def test_neighbour_counters_are_int8_and_hold_the_largest_count():
-    comp = compile_model(load_model("paper").with_box((4, 4, 16)))
     sim = Simulation(load_model("paper").with_box((4, 4, 16)), 0)
+    comp = sim.comp
     m = comp.static.nbr.shape[1]
     assert m <= 127
     for name in ("cnt", "c2", "sel"):

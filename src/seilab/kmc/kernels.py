@@ -821,7 +821,8 @@ def _next_stamp(st):
 @_inner_inline
 def _el_wants(j, occ, cnt, maxli):
     """The electrolyte rule changes site j (empty with <= maxli metal neighbours, or
-    electrolyte with more)."""
+    electrolyte with more): the one statement of its threshold, for its candidates and its
+    decisions."""
     o = occ[j]
     if o == EMPTY:
         return cnt[j, METAL] <= maxli
@@ -974,15 +975,9 @@ def _rule_changes(
                 out_sp[m] = METAL
                 m += 1
         else:
-            if tclass[t] == CL_NONE:
-                continue
-            if o == EMPTY and cnt[j, METAL] <= maxli:
+            if tclass[t] != CL_NONE and _el_wants(j, occ, cnt, maxli):
                 out_site[m] = j
-                out_sp[m] = BACKGROUND
-                m += 1
-            elif o == BACKGROUND and cnt[j, METAL] > maxli:
-                out_site[m] = j
-                out_sp[m] = EMPTY
+                out_sp[m] = BACKGROUND if o == EMPTY else EMPTY
                 m += 1
     return m
 
