@@ -82,10 +82,15 @@ _inner_inline = njit(
 # the kernels of one step, also called from Python (tests): inlined into the half-cycle loop
 _kernel_inline = njit(cache=True, _nrt=False, inline="always", pipeline_class=_ScalarCompiler)
 
-# change_site's call sites pass an int64 site and species: Numba compiles a function once per
+# change_site's call sites pass a uint32 site and species: Numba compiles a function once per
 # argument-type combination (a literal 0, an int8 read from occ, an int32 from a set), and
-# mixed types compiled the big set_site five times (cold start 55.8 s -> 45.2 s)
-_I = np.int64
+# mixed types compiled the big set_site five times (cold start 55.8 s -> 45.2 s).  Unsigned,
+# because Numba guards every signed index against a negative value (wraparound) and site and
+# species indices never are
+_I = np.uint32
+# an index computed in int64 arithmetic, reinterpreted as unsigned for the same reason: only
+# ever inside the brackets (uint64 in arithmetic with int64 gives float64 in Numba)
+_U = np.uint64
 
 # ----------------------------------------------------------------- codes shared with Python
 EMPTY = 0
@@ -185,12 +190,12 @@ R_FIRED, R_NOT_FIRED, R_REJECTED, R_NO_EVENTS = 0, 1, 2, 3
 @_inner
 def tree_set(tree, size, i, w):
     node = size + i
-    if tree[node] == w:
+    if tree[_U(node)] == w:
         return
-    tree[node] = w
+    tree[_U(node)] = w
     node >>= 1
     while node >= 1:
-        tree[node] = tree[2 * node] + tree[2 * node + 1]
+        tree[_U(node)] = tree[_U(2 * node)] + tree[_U(2 * node + 1)]
         node >>= 1
 
 
@@ -201,13 +206,13 @@ def tree_pick(tree, size):
         u = np.random.random() * tree[1]
         node = 1
         while node < size:
-            left = tree[2 * node]
+            left = tree[_U(2 * node)]
             if u < left:
                 node = 2 * node
             else:
                 u -= left
                 node = 2 * node + 1
-        if tree[node] > 0.0:
+        if tree[_U(node)] > 0.0:
             return node - size
 
 
@@ -366,8 +371,8 @@ def _refresh_rates(
         # an empty site carries no rate: nothing to do unless it still holds an old one
         if (
             o == EMPTY
-            and tdis[size + j] == 0.0
-            and tdiff[size + j] == 0.0
+            and tdis[_U(size + j)] == 0.0
+            and tdiff[_U(size + j)] == 0.0
             and not (flags[j] & F_ACTIVE)
         ):
             continue
@@ -575,7 +580,7 @@ def change_site(st, i, new):
             kind |= LOG_METAL
         if old == BACKGROUND or new == BACKGROUND:
             kind |= LOG_BACKGROUND
-        log[logn[0]] = i * 8 + kind
+        log[_U(logn[0])] = i * 8 + kind
         logn[0] += 1
     else:
         misc[M_FULL] = 1  # overflow: the next maintenance pass runs over the whole lattice
@@ -614,11 +619,11 @@ def change_site(st, i, new):
     # i itself: its rates (it may have lost them) and its flags
     if wstamp[i] != wc:
         wstamp[i] = wc
-        wlist[nw] = i
+        wlist[_U(nw)] = i
         nw += 1
     if qstamp[i] != qc:
         qstamp[i] = qc
-        qlist[nq] = i
+        qlist[_U(nq)] = i
         nq += 1
     for k in range(nn[i]):
         j = nbr[i, k]
@@ -658,11 +663,11 @@ def change_site(st, i, new):
             # other counters, are listed by settle, once per site)
             if occ[j] == BACKGROUND and wstamp[j] != wc:
                 wstamp[j] = wc
-                wlist[nw] = j
+                wlist[_U(nw)] = j
                 nw += 1
         if qstamp[j] != qc:
             qstamp[j] = qc
-            qlist[nq] = j
+            qlist[_U(nq)] = j
             nq += 1
     wctr[1] = nw
     qctr[1] = nq
@@ -708,7 +713,7 @@ def settle(st):
         # was listed by its own change)
         if (o == METAL or role[o] == ROLE_FRAGMENT) and wstamp[j] != wc:
             wstamp[j] = wc
-            wlist[nw] = j
+            wlist[_U(nw)] = j
             nw += 1
         # only metal carries a charge (ioniser count > 0, kept so at every site); a change
         # to or from metal set it already
@@ -734,7 +739,7 @@ def settle(st):
                         # molecule weights read selectors
                         if occ[n] == BACKGROUND and wstamp[n] != wc:
                             wstamp[n] = wc
-                            wlist[nw] = n
+                            wlist[_U(nw)] = n
                             nw += 1
         # only an empty or electrolyte site carries flags
         f = 0
@@ -784,7 +789,7 @@ def settle(st):
                     on = occ[n]  # hop and diffusion rates read destination counts
                     if (on == METAL or role[on] == ROLE_FRAGMENT) and wstamp[n] != wc:
                         wstamp[n] = wc
-                        wlist[nw] = n
+                        wlist[_U(nw)] = n
                         nw += 1
     wctr[1] = nw
     qctr[1] = 0
@@ -872,7 +877,7 @@ def _candidates(
     n = 0
     el = stage == 3
     for e in range(lo, hi):
-        c = log[e] >> 3
+        c = _I(log[e] >> 3)
         kind = log[e] & 7
         if (
             (tmask >> stype[c]) & 1
@@ -880,7 +885,7 @@ def _candidates(
             and (not el or _el_wants(c, occ, cnt, maxli))
         ):
             stamp[c] = mark
-            out[n] = c
+            out[_U(n)] = c
             n += 1
         if not (kind & expand_on):
             continue
@@ -889,7 +894,7 @@ def _candidates(
                 j = nbr[c, k]
                 if _el_wants(j, occ, cnt, maxli) and (tmask >> stype[j]) & 1 and stamp[j] != mark:
                     stamp[j] = mark
-                    out[n] = j
+                    out[_U(n)] = j
                     n += 1
             continue
         bac = stage == 0 and stype[c] == T_BA
@@ -897,14 +902,14 @@ def _candidates(
             j = nbr[c, k]
             if (tmask >> stype[j]) & 1 and stamp[j] != mark:
                 stamp[j] = mark
-                out[n] = j
+                out[_U(n)] = j
                 n += 1
             if bac and role[occ[j]] == ROLE_FRAGMENT and tclass[stype[j]] == CL_OC:
                 for k2 in range(nn[j]):
                     b = nbr[j, k2]
                     if stype[b] == T_BCB and stamp[b] != mark:
                         stamp[b] = mark
-                        out[n] = b
+                        out[_U(n)] = b
                         n += 1
     return n
 
@@ -924,7 +929,7 @@ def _rule_changes(
     shortcut = ip[IP_WRAP_SHORTCUT] != 0 and ip[IP_LI_REMOVE] != 0
     m = 0
     for e in range(nc):
-        j = e if every else cand[e]
+        j = _I(e) if every else cand[e]
         o = occ[j]
         t = stype[j]
         if stage == 0:
@@ -943,15 +948,15 @@ def _rule_changes(
                             want = True
                             break
             if want:
-                out_site[m] = j
-                out_sp[m] = METAL
+                out_site[_U(m)] = j
+                out_sp[_U(m)] = METAL
                 if (
                     shortcut
                     and (t == T_BA or t == T_TE)
                     and c2[j, C_SEI_OC] > 0
                     and c2[j, C_SEI_BA] > 0
                 ):
-                    out_sp[m] = WRAP_THEN_REMOVED
+                    out_sp[_U(m)] = WRAP_THEN_REMOVED
                 m += 1
         elif stage == 1:
             if o != METAL:
@@ -961,8 +966,8 @@ def _rule_changes(
             if ((t == T_BA or t == T_TE) and (soc + sba == 0 or (soc > 0 and sba > 0))) or (
                 t == T_BCO and sba > 0
             ):
-                out_site[m] = j
-                out_sp[m] = EMPTY
+                out_site[_U(m)] = j
+                out_sp[_U(m)] = EMPTY
                 m += 1
         elif stage == 2:
             if (
@@ -971,13 +976,13 @@ def _rule_changes(
                 and c2[j, C_SEI_OC] + c2[j, C_SEI_BA] == 0
                 and cnt[j, BACKGROUND] == 0
             ):
-                out_site[m] = j
-                out_sp[m] = METAL
+                out_site[_U(m)] = j
+                out_sp[_U(m)] = METAL
                 m += 1
         else:
             if tclass[t] != CL_NONE and _el_wants(j, occ, cnt, maxli):
-                out_site[m] = j
-                out_sp[m] = BACKGROUND if o == EMPTY else EMPTY
+                out_site[_U(m)] = j
+                out_sp[_U(m)] = BACKGROUND if o == EMPTY else EMPTY
                 m += 1
     return m
 
@@ -1058,8 +1063,8 @@ def _molecule_fill(st, m, out_site, out_sp, rev_stamp, rev_label):
                     ok = False
                     break
         if ok:
-            out_site[m] = j
-            out_sp[m] = METAL
+            out_site[_U(m)] = j
+            out_sp[_U(m)] = METAL
             m += 1
     return m
 
@@ -1155,7 +1160,7 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
             if occ[j] != EMPTY:
                 change_site(st, j, _I(EMPTY))
             elif logn[0] < log.size:
-                log[logn[0]] = j * 8
+                log[_U(logn[0])] = j * 8
                 logn[0] += 1
             else:
                 misc[M_FULL] = 1
@@ -1316,8 +1321,8 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
     # arrive before leaving: the sites next to both ends keep their SEI and ioniser counts
     # above zero throughout, so their flags and charges do not flip twice (a third fewer
     # charge updates per hop); the state after the move is the same either way
-    change_site(st, dest, _I(x))
-    change_site(st, i, _I(EMPTY))
+    change_site(st, _I(dest), _I(x))
+    change_site(st, _I(i), _I(EMPTY))
     hc[H_DIFF] += 1
     return True
 
@@ -1333,7 +1338,7 @@ def _consume_one(st, sp):
     for j in range(occ.size):
         if occ[j] == sp:
             if k == 0:
-                set_site(st, j, _I(EMPTY))
+                set_site(st, _I(j), _I(EMPTY))
                 return
             k -= 1
 
@@ -1439,7 +1444,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
             rh = metal_rate(st, i, ip[IP_HOP_RX]) * c2[i, C_HD]
         dt_out[0] = dt
         if np.random.random() * (rs + rh) < rs:
-            set_site(st, i, _I(EMPTY))
+            set_site(st, _I(i), _I(EMPTY))
             hc[H_STRIPPED] += 1
             hc[H_BASE + ip[IP_STRIP_RX]] += 1
         else:
@@ -1453,8 +1458,8 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
                         dest = j
                         break
                     pick -= 1
-            set_site(st, i, _I(EMPTY))
-            set_site(st, dest, _I(METAL))
+            set_site(st, _I(i), _I(EMPTY))
+            set_site(st, _I(dest), _I(METAL))
             hc[H_BASE + ip[IP_HOP_RX]] += 1
         return R_FIRED
     # charge half: fragment reactions (site-independent) + molecule reactions
