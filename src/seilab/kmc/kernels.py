@@ -265,7 +265,7 @@ def set_add(sarr, spos, sn, s, i):
     if spos[s, i] >= 0:
         return
     k = sn[s]
-    sarr[s, k] = i
+    sarr[s, _U(k)] = i
     spos[s, i] = k
     sn[s] = k + 1
 
@@ -276,7 +276,7 @@ def set_remove(sarr, spos, sn, s, i):
     if k < 0:
         return
     last = sn[s] - 1
-    j = sarr[s, last]
+    j = sarr[s, _U(last)]
     sarr[s, k] = j
     spos[s, j] = k
     spos[s, i] = -1
@@ -406,8 +406,8 @@ def _refresh_rates(
                 wmol[j, m] = 0.0
             for r in range(nrx):
                 if rx_kind[r] == K_MOLECULE:
-                    v = rx_rate[r] * sel[j, rx_sel[r]]
-                    wmol[j, rx_reactant[r] - nsplat] += v
+                    v = rx_rate[r] * sel[j, _U(rx_sel[r])]
+                    wmol[j, _U(rx_reactant[r] - nsplat)] += v
                     if v > 0.0:
                         act = True
         elif flags[j] & F_ACTIVE:  # no longer electrolyte: drop its molecule weights
@@ -877,8 +877,8 @@ def _candidates(
     n = 0
     el = stage == 3
     for e in range(lo, hi):
-        c = _I(log[e] >> 3)
-        kind = log[e] & 7
+        c = _I(log[_U(e)] >> 3)
+        kind = log[_U(e)] & 7
         if (
             (tmask >> stype[c]) & 1
             and stamp[c] != mark
@@ -1177,7 +1177,7 @@ def maintenance(st, hc, full, rev_stamp, rev_label):
     if lo > 0:
         n = logn[0] - lo
         for e in range(n):
-            log[e] = log[lo + e]
+            log[e] = log[_U(lo + e)]
         logn[0] = n
         for s in range(4):
             cur[s] -= lo
@@ -1267,11 +1267,11 @@ def diffusion_step(st, nmol, rev_stamp, rev_label, hc):
                             break
                     rev_label[j] = lab
                     if lab >= 0:
-                        left[lab] -= 1
+                        left[_U(lab)] -= 1
                     pool -= 1
                 lab = rev_label[j]
                 if lab >= 0:
-                    extra += INT[x, nsplat + lab]
+                    extra += INT[x, _U(nsplat + lab)]
             if extra == 0.0:
                 chosen = i
                 break
@@ -1466,7 +1466,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
     wfrag = 0.0
     for r in range(n_rx):
         if rx_kind[r] == K_FRAGMENT:
-            wfrag += rx_rate[r] * gcount[rx_reactant[r]]
+            wfrag += rx_rate[r] * gcount[_U(rx_reactant[r])]
     na = sn[S_ACTIVE]
     if wfrag <= 0.0 and na == 0:
         return R_NO_EVENTS
@@ -1497,7 +1497,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
     e = 0
     for m in range(nm):
         for _q in range(kmol[m]):
-            W += wmol[sarr[S_ACTIVE, e], m]
+            W += wmol[sarr[S_ACTIVE, _U(e)], m]
             e += 1
     if W <= 0.0:
         return R_NOT_FIRED
@@ -1510,12 +1510,12 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
         e = 0
         for m in range(nm):
             for _q in range(kmol[m]):
-                j = sarr[S_ACTIVE, e]
+                j = sarr[S_ACTIVE, _U(e)]
                 rev_stamp[j] = mark
                 rev_label[j] = m
                 e += 1
         for e2 in range(k_tot, na):
-            j = sarr[S_ACTIVE, e2]
+            j = sarr[S_ACTIVE, _U(e2)]
             rev_stamp[j] = mark
             rev_label[j] = -1
         misc[M_MARK] = mark
@@ -1527,7 +1527,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
     # fragment reactions first
     for r in range(n_rx):
         if rx_kind[r] == K_FRAGMENT:
-            v = rx_rate[r] * gcount[rx_reactant[r]]
+            v = rx_rate[r] * gcount[_U(rx_reactant[r])]
             if u < v:
                 hc[H_BASE + r] += 1
                 if (ip[IP_CONSUME_MASK] >> r) & 1:
@@ -1540,7 +1540,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
     mol = -1
     for m in range(nm):
         for _q in range(kmol[m]):
-            j = sarr[S_ACTIVE, e]
+            j = sarr[S_ACTIVE, _U(e)]
             v = wmol[j, m]
             if u < v and v > 0.0:
                 site = j
@@ -1554,7 +1554,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
         e = 0
         for m in range(nm):
             for _q in range(kmol[m]):
-                j = sarr[S_ACTIVE, e]
+                j = sarr[S_ACTIVE, _U(e)]
                 if wmol[j, m] > 0.0:
                     site = j
                     mol = m
@@ -1566,7 +1566,7 @@ def reaction_step(st, half, nmol, hc, dt_out, rev_stamp, rev_label):
     last = -1
     for r in range(n_rx):
         if rx_kind[r] == K_MOLECULE and rx_reactant[r] - ip[IP_NSPLAT] == mol:
-            v = rx_rate[r] * sel[site, rx_sel[r]]
+            v = rx_rate[r] * sel[site, _U(rx_sel[r])]
             if v > 0.0:
                 last = r
                 if u < v:
