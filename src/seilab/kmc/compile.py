@@ -164,6 +164,16 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
     sel_sp = np.array([s[0] for s in selectors], dtype=np.int64)
     sel_chg = np.array([s[1] for s in selectors], dtype=np.int64)
     sel_mask = np.array([s[2] for s in selectors], dtype=np.int64)
+    # the selectors an occupant counts for, by (species, charge, site type): one load where a
+    # change or a charge flip asks
+    selbits = np.zeros((nsp, 2, len(TYPE_CLASS)), dtype=np.int64)
+    for s_i, (s_sp, s_chg, s_mask) in enumerate(selectors):
+        for c in (0, 1):
+            if s_chg >= 0 and s_chg != c:
+                continue
+            for t in range(len(TYPE_CLASS)):
+                if (s_mask >> t) & 1:
+                    selbits[s_sp, c, t] |= 1 << s_i
 
     r = spec.rules
     ip = np.zeros(K.N_IP, dtype=np.int64)
@@ -231,6 +241,7 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
         sel_sp,
         sel_chg,
         sel_mask,
+        selbits,
         np.array(rx_kind, dtype=np.int64),
         np.array(rx_reactant, dtype=np.int64),
         np.array(rx_sel, dtype=np.int64),

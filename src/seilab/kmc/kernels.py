@@ -297,16 +297,6 @@ def set_swap(sarr, spos, s, a, b):
 # The state is a tuple of arrays (Numba cannot cache jitclasses); see kmc/state.py for names.
 
 
-@_inner
-def _sel_match(s_sp, s_chg, s_mask, sp, chg, stype):
-    """Does a (species, charge, site type) occupant count for a selector (scalars only)."""
-    if s_sp != sp:
-        return False
-    if s_chg >= 0 and s_chg != chg:
-        return False
-    return (s_mask >> stype) & 1 == 1
-
-
 # Performance rule for this file: a Numba call cost an atomic reference-count update per
 # array argument (also for functions inlined with inline="always"), which was more than the
 # work of a per-site helper.  Helpers called per site or per neighbour therefore take scalars
@@ -556,7 +546,7 @@ def change_site(st, i, new):
         tt.near_rev,
         tt.role,
     )
-    sel_sp, sel_chg, sel_mask, ip = tt.sel_sp, tt.sel_chg, tt.sel_mask, tt.ip
+    sel_sp, selbits, ip = tt.sel_sp, tt.selbits, tt.ip
     old = occ[i]
     if old == new:
         return
@@ -591,13 +581,8 @@ def change_site(st, i, new):
     nsel = sel_sp.size
     # selectors the old occupant counted for, and the new one counts for (the same for every
     # neighbour: a selector reads the neighbour's species, charge and site type)
-    sel_old = 0
-    sel_new = 0
-    for s in range(nsel):
-        if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], old, oldc, t):
-            sel_old |= 1 << s
-        if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], new, newc_i, t):
-            sel_new |= 1 << s
+    sel_old = selbits[old, oldc, t]
+    sel_new = selbits[new, newc_i, t]
     metal_change = old == METAL or new == METAL
     # i's destination flags follow from its new occupant and its own counters, which this
     # change does not touch: they reach its neighbours' destination counts in the loop below
@@ -696,11 +681,11 @@ def settle(st):
     wstamp, wlist, wctr = d.wstamp, d.wlist, d.wctr
     qlist, qctr = d.qlist, d.qctr
     nbr, nn, stype, tclass, role = tt.nbr, tt.nn, tt.stype, tt.tclass, tt.role
-    sel_sp, sel_chg, sel_mask, ip = tt.sel_sp, tt.sel_chg, tt.sel_mask, tt.ip
+    selbits, ip = tt.selbits, tt.ip
     nq = qctr[1]
     if nq == 0:
         return
-    nsel = sel_sp.size
+    nsel = tt.sel_sp.size
     pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
     hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
     fcap = ip[IP_FILL_MOL_MAX]
@@ -724,13 +709,8 @@ def settle(st):
                 oc = chg[j]
                 chg[j] = newc
                 misc[M_ION] += newc - oc  # number of ionised metal atoms
-                c_old = 0
-                c_new = 0
-                for s in range(nsel):
-                    if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, oc, tj):
-                        c_old |= 1 << s
-                    if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], METAL, newc, tj):
-                        c_new |= 1 << s
+                c_old = selbits[METAL, oc, tj]
+                c_new = selbits[METAL, newc, tj]
                 if c_old != c_new:
                     for k in range(nn[j]):
                         n = nbr[j, k]
@@ -1699,8 +1679,7 @@ def init_state(st):
     near_rev = st.s.near_rev
     role = st.s.role
     sel_sp = st.s.sel_sp
-    sel_chg = st.s.sel_chg
-    sel_mask = st.s.sel_mask
+    selbits = st.s.selbits
     ip = st.s.ip
     N = occ.size
     cnt[:, :] = 0
@@ -1746,8 +1725,9 @@ def init_state(st):
                     c2[j, C_SEI_BA] += 1
                 if t == T_BA:
                     c2[j, C_SEI_BASITE] += 1
+            sb = selbits[o, chg[i], t]
             for s in range(sel_sp.size):
-                if _sel_match(sel_sp[s], sel_chg[s], sel_mask[s], o, chg[i], t):
+                if (sb >> s) & 1:
                     sel[j, s] += 1
     # flags without neighbour propagation, then destination counts, then weights
     for j in range(N):
