@@ -1,4 +1,4 @@
-"""Tables derived once per cached lattice (`compile.per_lattice`) and the counter dtypes."""
+"""Tables derived once per cached lattice (`compile.per_lattice`) and the dtypes the kernels get."""
 
 import numpy as np
 
@@ -35,3 +35,18 @@ def test_neighbour_counters_are_int8_and_hold_the_largest_count():
     assert sim.dyn.cnt.sum(axis=1).max() == comp.static.nn.max() == m
     assert sim.dyn.wstamp.dtype == sim.dyn.qstamp.dtype == np.int32
     assert K.STAMP_WRAP == 2**31 - 1
+
+
+def test_site_and_species_indices_reach_the_kernels_unsigned():
+    # Numba guards every signed array index against a negative value (a compare and a select
+    # per access, a quarter of a slow set's instructions); sites, species and site types never
+    # are negative, so the arrays that hold them are unsigned
+    sim = Simulation(load_model("paper").with_box((4, 4, 16)), 0)
+    s, d = sim.comp.static, sim.dyn
+    assert s.nbr.dtype == np.uint32 and s.stype.dtype == np.uint8 and d.occ.dtype == np.uint8
+    for name in ("sarr", "log", "wlist", "qlist", "rcand", "rsite"):
+        assert getattr(d, name).dtype == np.uint32, name
+    assert K._I is np.uint32
+    # the lattice's own table keeps its -1 padding; the kernels' view shares its memory
+    lat = sim.comp.lattice
+    assert lat.nbr.dtype == np.int32 and np.shares_memory(lat.nbr, s.nbr)
