@@ -83,7 +83,7 @@ _inner_inline = njit(
 _kernel_inline = njit(cache=True, _nrt=False, inline="always", pipeline_class=_ScalarCompiler)
 
 # change_site's call sites pass a uint32 site and species: Numba compiles a function once per
-# argument-type combination (a literal 0, an int8 read from occ, an int32 from a set), and
+# argument-type combination (a literal 0, a uint8 read from occ, a uint32 from a list), and
 # mixed types compiled the big set_site five times (cold start 55.8 s -> 45.2 s).  Unsigned,
 # because Numba guards every signed index against a negative value (wraparound) and site and
 # species indices never are
