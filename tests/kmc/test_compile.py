@@ -50,3 +50,22 @@ def test_site_and_species_indices_reach_the_kernels_unsigned():
     # the lattice's own table keeps its -1 padding; the kernels' view shares its memory
     lat = sim.comp.lattice
     assert lat.nbr.dtype == np.int32 and np.shares_memory(lat.nbr, s.nbr)
+
+
+def test_selector_counts_follow_their_definitions_during_a_run():
+    # the selector table (static.selbits) and the incremental counts it drives, checked against
+    # the selectors' own definitions (species, charge, site types) counted afresh with NumPy
+    sim = Simulation(load_model("paper").with_box((4, 4, 16)), 3)
+    for kind in ("charge", "discharge") * 3:
+        sim.run_half(kind)
+    comp, d = sim.comp, sim.dyn
+    lat = comp.lattice
+    real = lat.nbr >= 0
+    nb = np.where(real, lat.nbr, 0)
+    occ, chg, stype = d.occ.astype(int), d.chg.astype(int), lat.site_type.astype(int)
+    assert any(c >= 0 for _, c, _ in comp.selectors)  # a charge-specific selector is covered
+    for s, (sp, c, mask) in enumerate(comp.selectors):
+        match = (occ == sp) & ((c < 0) | (chg == c)) & (((mask >> stype) & 1) == 1)
+        expect = (match[nb] & real).sum(axis=1)
+        assert np.array_equal(d.sel[:, s], expect), s
+    assert d.sel.any()

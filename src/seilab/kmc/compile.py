@@ -28,6 +28,9 @@ class Compiled:
     static: Static
     n_frag: int
     n_mol: int
+    #: (species code, charge or -1 for any, site-type bit mask) of each selector, in kernel
+    #: order: what ``static.selbits`` encodes and ``sel[:, s]`` counts
+    selectors: list[tuple[int, int, int]]
 
 
 _DERIVED: dict[tuple, tuple[Lattice, np.ndarray]] = {}
@@ -162,8 +165,6 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
             f"{model.source}: reactions: {len(selectors)} distinct neighbour counts; allowed: at most 62"
         )
     sel_sp = np.array([s[0] for s in selectors], dtype=np.int64)
-    sel_chg = np.array([s[1] for s in selectors], dtype=np.int64)
-    sel_mask = np.array([s[2] for s in selectors], dtype=np.int64)
     # the selectors an occupant counts for, by (species, charge, site type): one load where a
     # change or a charge flip asks
     selbits = np.zeros((nsp, 2, len(TYPE_CLASS)), dtype=np.int64)
@@ -239,8 +240,6 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
         sclass,
         INT,
         sel_sp,
-        sel_chg,
-        sel_mask,
         selbits,
         np.array(rx_kind, dtype=np.int64),
         np.array(rx_reactant, dtype=np.int64),
@@ -258,7 +257,9 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
         fp,
         mol_conc,
     )
-    return Compiled(lat, names, role, rx_all, channels, static, len(frags), len(mols))
+    return Compiled(
+        lat, names, role, rx_all, channels, static, len(frags), len(mols), list(selectors)
+    )
 
 
 def new_dynamic(comp: Compiled, occ: np.ndarray) -> Dynamic:

@@ -64,8 +64,6 @@ STATIC_FIELDS = (
     "sclass",  # (nsp,) int8 site class of each fragment
     "INT",  # (nsp, nsp) float64 pair interaction energies (eV)
     "sel_sp",  # (nsel,) int64 selector species
-    "sel_chg",  # (nsel,) int64 selector charge (-1: any)
-    "sel_mask",  # (nsel,) int64 selector site-type bit mask
     "selbits",  # (nsp, 2, 5) int64 the selectors a (species, charge, site type) counts for
     "rx_kind",  # (n_rx,) int64 reaction kind (K_*)
     "rx_reactant",  # (n_rx,) int64 reactant species
