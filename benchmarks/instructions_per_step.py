@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# the simulator's cache geometry of the development machine (AMD EPYC Zen 5: 48 KiB L1 data,
+# the development machine's caches (AMD EPYC Zen 5: 32 KiB L1 instruction, 48 KiB L1 data,
 # 1 MiB L2 per core; cachegrind's last level stands for the L2)
 CACHE = ["--I1=32768,8,64", "--D1=49152,12,64", "--LL=1048576,16,64"]
 

@@ -8,6 +8,11 @@ line of ``kernels.py`` (``addr2line``).  Code that LLVM inlined is reported at t
 from, or at the line of its call; memory stalls count where they occur, so the table measures
 time, not instructions (use cachegrind for those).
 
+With line information LLVM keeps some kernels out of line that the production build inlines
+(``change_site`` into ``run_half``), so the line table overstates call costs;
+``--production`` profiles the kernels as they run and reports only the share of each
+compiled kernel.
+
 Needs ``perf`` (with ``kernel.perf_event_paranoid`` <= 2) and binutils (``nm``, ``objdump``,
 ``addr2line``).  The compilation takes about a minute and is not counted.
 
@@ -15,6 +20,7 @@ Usage::
 
     python benchmarks/profile_kernels.py --run random-00003-r0 --steps 400000   # a slow set
     python benchmarks/profile_kernels.py --default 4                             # 4 default runs
+    python benchmarks/profile_kernels.py --run random-00003-r0 --production      # kernels as run
 """
 
 from __future__ import annotations
@@ -90,8 +96,8 @@ def child(args: argparse.Namespace, work: Path) -> None:
             simulate("paper", seed=seed)
 
 
-def report(work: Path, top: int) -> None:
-    """Samples per function and per line of kernels.py."""
+def report(work: Path, top: int, debuginfo: bool = True) -> None:
+    """Samples per compiled kernel, and (with line information) per function and line."""
     regions = sorted(json.loads((work / "regions.json").read_text()), key=lambda r: r["base"])
     bases = [r["base"] for r in regions]
     ips = subprocess.run(
@@ -108,6 +114,14 @@ def report(work: Path, top: int) -> None:
     inside = sum(sum(c.values()) for c in hits.values())
     print(f"{len(ips)} samples, {inside} in the kernels' code")
     if not inside:
+        return
+    by_kernel: collections.Counter = collections.Counter()
+    for k, cnt in hits.items():
+        by_kernel[regions[k]["name"]] += sum(cnt.values())
+    print("\nshare  compiled kernel (its code and what LLVM inlined into it)")
+    for name, c in by_kernel.most_common(top):
+        print(f"{100 * c / inside:5.1f}  {name}")
+    if not debuginfo:
         return
     lines: collections.Counter = collections.Counter()
     for k, cnt in hits.items():
@@ -150,6 +164,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400_000, help="step budget of --run")
     ap.add_argument("--default", type=int, default=4, help="default paper runs (no --run)")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument(
+        "--production",
+        action="store_true",
+        help="the kernels as they run (no line information: LLVM inlines differently with it)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -157,12 +176,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="seilab-prof-") as d:
         work = Path(d)
-        env = dict(os.environ, NUMBA_DEBUGINFO="1", NUMBA_CACHE_DIR=str(work / "cache"))
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(work / "cache"))
+        if not args.production:
+            env["NUMBA_DEBUGINFO"] = "1"
         cmd = [sys.executable, __file__, "--child", d, "--steps", str(args.steps)]
         cmd += ["--default", str(args.default)] + (["--run", args.run] if args.run else [])
         rec = ["perf", "record", "-q", "-F", "2000", "-e", "cpu-clock:u", "-o", f"{d}/perf.data"]
         subprocess.run(rec + cmd, env=env, check=True, stderr=subprocess.DEVNULL)
-        report(work, args.top)
+        report(work, args.top, debuginfo=not args.production)
 
 
 if __name__ == "__main__":
