@@ -35,16 +35,13 @@ CACHE = ["--I1=32768,8,64", "--D1=49152,12,64", "--LL=1048576,16,64"]
 def child(run_id: str, steps: int) -> None:
     """Compile on a tiny box, then run ``run_id`` for ``steps`` steps (0: stop after compiling)."""
     sys.path.insert(0, str(HERE))
-    from slow_sets import paper_runs
+    from slow_sets import simulate_run
 
     from seilab.kmc import simulate
-    from seilab.model import load_model
 
     simulate("paper", cycles=1, seed=1, box=(4, 4, 16))
     if steps:
-        run = {r["run_id"]: r for r in paper_runs()}[run_id]
-        over = {**run["overrides"], "protocol.max_steps": steps}
-        simulate(load_model("paper").with_overrides(over), seed=run["seed"], cycles=100)
+        simulate_run(run_id, steps)
 
 
 def _summary(path: Path) -> dict[str, int]:

@@ -53,7 +53,6 @@ def child(args: argparse.Namespace, work: Path) -> None:
     """Compile, record where each kernel's code lies, then simulate (run under perf)."""
     from seilab.kmc import kernels as K
     from seilab.kmc import simulate
-    from seilab.model import load_model
 
     simulate("paper", cycles=1, seed=1, box=(4, 4, 16))  # compiles every kernel
     regions = []
@@ -86,11 +85,9 @@ def child(args: argparse.Namespace, work: Path) -> None:
     (work / "regions.json").write_text(json.dumps(regions))
     if args.run:
         sys.path.insert(0, str(HERE))
-        from slow_sets import paper_runs
+        from slow_sets import simulate_run
 
-        run = {r["run_id"]: r for r in paper_runs()}[args.run]
-        over = {**run["overrides"], "protocol.max_steps": args.steps}
-        simulate(load_model("paper").with_overrides(over), seed=run["seed"], cycles=100)
+        simulate_run(args.run, args.steps)
     else:
         for seed in range(args.default):
             simulate("paper", seed=seed)

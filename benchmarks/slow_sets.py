@@ -46,6 +46,16 @@ def paper_runs(campaign_seed: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+def simulate_run(run_id: str, max_steps: int, cycles: int = 100) -> Any:
+    """Simulate one run of the paper design (its own seed and overrides) with a step budget."""
+    from seilab.kmc import simulate
+    from seilab.model import load_model
+
+    run = {r["run_id"]: r for r in paper_runs()}[run_id]
+    over = {**run["overrides"], "protocol.max_steps": max_steps}
+    return simulate(load_model("paper").with_overrides(over), seed=run["seed"], cycles=cycles)
+
+
 def run_halves(
     run: dict[str, Any], cycles: int, cpu_limit: float, model: str = "paper"
 ) -> dict[str, Any]:

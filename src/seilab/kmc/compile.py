@@ -164,7 +164,6 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
         raise ModelError(
             f"{model.source}: reactions: {len(selectors)} distinct neighbour counts; allowed: at most 62"
         )
-    sel_sp = np.array([s[0] for s in selectors], dtype=np.int64)
     # the selectors an occupant counts for, by (species, charge, site type): one load where a
     # change or a charge flip asks
     selbits = np.zeros((nsp, 2, len(TYPE_CLASS)), dtype=np.int64)
@@ -239,7 +238,6 @@ def compile_model(model, lattice: Lattice | None = None) -> Compiled:
         role,
         sclass,
         INT,
-        sel_sp,
         selbits,
         np.array(rx_kind, dtype=np.int64),
         np.array(rx_reactant, dtype=np.int64),
@@ -269,7 +267,7 @@ def new_dynamic(comp: Compiled, occ: np.ndarray) -> Dynamic:
     size = 1
     while size < n:
         size <<= 1
-    nsel = comp.static.sel_sp.size
+    nsel = len(comp.selectors)
     nmol = max(comp.n_mol, 1)
     # neighbour counts fit int8 (at most the neighbours of a site: 34 on the model's lattice),
     # half the cache lines of int16 for the neighbours of a change (cachegrind, a slow set:

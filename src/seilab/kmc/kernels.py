@@ -546,7 +546,7 @@ def change_site(st, i, new):
         tt.near_rev,
         tt.role,
     )
-    sel_sp, selbits, ip = tt.sel_sp, tt.selbits, tt.ip
+    selbits, ip = tt.selbits, tt.ip
     old = occ[i]
     if old == new:
         return
@@ -578,7 +578,7 @@ def change_site(st, i, new):
     cl = tclass[t]
     of = role[old] == ROLE_FRAGMENT
     nf = role[new] == ROLE_FRAGMENT
-    nsel = sel_sp.size
+    nsel = sel.shape[1]
     # selectors the old occupant counted for, and the new one counts for (the same for every
     # neighbour: a selector reads the neighbour's species, charge and site type)
     sel_old = selbits[old, oldc, t]
@@ -685,7 +685,7 @@ def settle(st):
     nq = qctr[1]
     if nq == 0:
         return
-    nsel = tt.sel_sp.size
+    nsel = sel.shape[1]
     pmin, pmax, pack = ip[IP_PLATE_MIN], ip[IP_PLATE_MAX], ip[IP_PACK_MIN]
     hbcb, hbco, dmin = ip[IP_HOP_BCB_MAX], ip[IP_HOP_BCO_MIN], ip[IP_DEST_MIN]
     fcap = ip[IP_FILL_MOL_MAX]
@@ -1678,7 +1678,6 @@ def init_state(st):
     near = st.s.near
     near_rev = st.s.near_rev
     role = st.s.role
-    sel_sp = st.s.sel_sp
     selbits = st.s.selbits
     ip = st.s.ip
     N = occ.size
@@ -1726,7 +1725,7 @@ def init_state(st):
                 if t == T_BA:
                     c2[j, C_SEI_BASITE] += 1
             sb = selbits[o, chg[i], t]
-            for s in range(sel_sp.size):
+            for s in range(sel.shape[1]):
                 if (sb >> s) & 1:
                     sel[j, s] += 1
     # flags without neighbour propagation, then destination counts, then weights

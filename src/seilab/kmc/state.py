@@ -63,7 +63,6 @@ STATIC_FIELDS = (
     "role",  # (nsp,) int8 role of each species
     "sclass",  # (nsp,) int8 site class of each fragment
     "INT",  # (nsp, nsp) float64 pair interaction energies (eV)
-    "sel_sp",  # (nsel,) int64 selector species
     "selbits",  # (nsp, 2, 5) int64 the selectors a (species, charge, site type) counts for
     "rx_kind",  # (n_rx,) int64 reaction kind (K_*)
     "rx_reactant",  # (n_rx,) int64 reactant species
