@@ -39,6 +39,18 @@ def test_paper_design_is_19x16_oat_plus_76_random():
     assert all(r.error is None for r in plan.runs)
 
 
+def test_paper_runs_submitted_random_sets_first_in_plan_order():
+    from seilab.campaign.runner import _likely_longest_first
+
+    plan = plan_campaign(CampaignConfig(design="paper"))
+    order = _likely_longest_first(list(plan.runs))
+    ids = [r.spec.run_id for r in order]
+    # the 76 random sets (19 pairs varied) before the 304 OAT sets (one), each part in plan order
+    assert ids[:76] == [r.spec.run_id for r in plan.runs if r.spec.design_set == "random"]
+    assert ids[76:] == [r.spec.run_id for r in plan.runs if r.spec.design_set == "oat"]
+    assert sorted(ids) == sorted(r.spec.run_id for r in plan.runs)
+
+
 def test_grid_values_are_exact_decimals():
     assert D.grid_levels() == [
         0.0,

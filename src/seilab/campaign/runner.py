@@ -344,6 +344,19 @@ def _task_for(plan: CampaignPlan, out: Path, run: PlannedRun) -> RunTask:
     )
 
 
+def _likely_longest_first(todo: list[PlannedRun]) -> list[PlannedRun]:
+    """The runs in submission order: those that vary more parameters first (stable).
+
+    A pool finishes when its last run does, so a long run submitted last leaves the other
+    workers idle.  Which runs are long is not known in advance, but the far corners of a
+    design are where it is likeliest: in the paper design every run that reached the step
+    budget (33 of 380, 5 s each against a median 0.24 s) was a random set, which varies all
+    19 pairs, and none an OAT set, which varies one; the idle tail was 2.6-4.4 s per campaign.
+    Only the submission order changes: each run's result depends on its seed alone.
+    """
+    return sorted(todo, key=lambda r: -len(r.spec.params))
+
+
 def _execute(
     plan: CampaignPlan,
     out: Path,
@@ -473,9 +486,9 @@ def run_campaign(
         (out / schema.RUNS_DIR).mkdir(exist_ok=True)
         states, meta = _initial_states(plan, out)
         skipped = sum(1 for s in states.values() if s["status"] == "done")
-        todo = [
-            r for r in plan.runs if states[r.spec.run_id]["status"] != "done" and r.error is None
-        ]
+        todo = _likely_longest_first(
+            [r for r in plan.runs if states[r.spec.run_id]["status"] != "done" and r.error is None]
+        )
         session: dict[str, Any] = {
             "started_utc": utc_now(),
             "backend": config.backend,
