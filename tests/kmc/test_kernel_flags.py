@@ -1,10 +1,12 @@
 """How the kernels are compiled: every kernel states its reference-counting choice, and the
-compiler that turns the loop vectorizer off leaves Numba's setting as it found it."""
+compiler that turns the loop vectorizer and loop unrolling off leaves Numba's settings as it
+found them."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.core import codegen as numba_codegen
 from numba.core import config as numba_config
 from numba.core.dispatcher import Dispatcher
 
@@ -52,3 +54,30 @@ def test_scalar_compiler_turns_the_vectorizer_off_and_restores_it():
         pass
     assert seen[-1] == 0
     assert numba_config.LOOP_VECTORIZE == before
+
+
+def test_scalar_compiler_turns_loop_unrolling_off_and_restores_it():
+    assert K._UNROLL_HOOK, "this Numba builds its passes elsewhere: the kernels unroll loops"
+    seen = []
+    made = []
+    real = K._passes_without_unrolling
+
+    def spy(*a, **kw):
+        made.append(True)
+        return real(*a, **kw)
+
+    class Recording(K._ScalarCompiler):
+        def define_pipelines(self):
+            seen.append(numba_codegen.create_pass_builder)
+            return super().define_pipelines()
+
+    before = numba_codegen.create_pass_builder
+    K._passes_without_unrolling = spy
+    try:
+        f = njit(pipeline_class=Recording)(lambda a: a.sum() + 1.0)
+        assert f(np.arange(5.0)) == 11.0
+    finally:
+        K._passes_without_unrolling = real
+    # the hook was in place while the kernel compiled, and Numba's optimiser went through it
+    assert seen == [spy] and made
+    assert numba_codegen.create_pass_builder is before

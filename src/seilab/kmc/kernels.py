@@ -36,29 +36,57 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.core import codegen as numba_codegen
 from numba.core import config as numba_config
 from numba.core.compiler import Compiler
 
 
+def _passes_without_unrolling(tm, opt=2, loop_vectorize=False, slp_vectorize=False):
+    """Numba's optimisation pipeline (``llvm_bindings.create_pass_builder``), loop unrolling off."""
+    import llvmlite.binding as llvm
+
+    pto = llvm.create_pipeline_tuning_options()
+    pto.speed_level = opt
+    pto.slp_vectorization = slp_vectorize
+    pto.loop_vectorization = loop_vectorize
+    pto.loop_unrolling = False
+    return llvm.create_pass_builder(tm, pto)
+
+
+# Numba builds its passes through this module-level name since it moved to LLVM's new pass
+# manager (0.61); an older Numba keeps its own pipeline, with unrolling (slower, same results)
+_UNROLL_HOOK = hasattr(numba_codegen, "create_pass_builder")
+
+
 class _ScalarCompiler(Compiler):
-    """Numba's default pipeline, with LLVM's loop vectorizer off while it compiles a kernel.
+    """Numba's default pipeline, with LLVM's loop vectorizer and loop unrolling off while it
+    compiles a kernel.
 
     The kernels' loops are short (a site's 34 neighbours, a few selectors) and branchy; with
     AVX-512 the vectorizer turns them into gathers, scatters and masks that cost more than the
     scalar loop.  Measured on random-00003 (200,000 steps, AMD EPYC Zen 5): 12.9 us per step
-    vectorized, 6.0 without (generic x86-64 code, which has no such vectors: 6.4).  Numba reads
-    ``config.LOOP_VECTORIZE`` when it builds its optimisation passes, so the setting holds for
-    this compilation (the kernels it calls included) and is restored after; other Numba code
-    in the process keeps its own.
+    vectorized, 6.0 without (generic x86-64 code, which has no such vectors: 6.4).  Unrolled,
+    the same loops (their trip count is a site's neighbour count, known only at run time) grow
+    the one large inlined half-cycle function past what the instruction cache and the register
+    allocator handle well: without unrolling random-00003 (300,000 steps) took 1.10-1.20 s
+    against 1.38-1.50 s, same tables (3 x 3 alternating processes, December 2026).  Numba
+    reads ``config.LOOP_VECTORIZE`` and calls ``codegen.create_pass_builder`` when it builds
+    its optimisation passes, so both settings hold for this compilation (the kernels it calls
+    included) and are restored after; other Numba code in the process keeps its own.
     """
 
     def _compile_core(self):
         saved = numba_config.LOOP_VECTORIZE
         numba_config.LOOP_VECTORIZE = 0
+        if _UNROLL_HOOK:
+            saved_pb = numba_codegen.create_pass_builder
+            numba_codegen.create_pass_builder = _passes_without_unrolling
         try:
             return super()._compile_core()
         finally:
             numba_config.LOOP_VECTORIZE = saved
+            if _UNROLL_HOOK:
+                numba_codegen.create_pass_builder = saved_pb
 
 
 # Every kernel says whether it uses Numba's reference counting (NRT).  A compiled call passes
