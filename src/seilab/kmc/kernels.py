@@ -54,7 +54,8 @@ def _passes_without_unrolling(tm, opt=2, loop_vectorize=False, slp_vectorize=Fal
 
 
 # Numba builds its passes through this module-level name since it moved to LLVM's new pass
-# manager (0.61); an older Numba keeps its own pipeline, with unrolling (slower, same results)
+# manager (0.62, the dependency floor); should a later Numba build them elsewhere, the kernels
+# compile with unrolling (slower, same results) and tests/kmc/test_kernel_flags.py fails
 _UNROLL_HOOK = hasattr(numba_codegen, "create_pass_builder")
 
 
@@ -68,8 +69,8 @@ class _ScalarCompiler(Compiler):
     vectorized, 6.0 without (generic x86-64 code, which has no such vectors: 6.4).  Unrolled,
     the same loops (their trip count is a site's neighbour count, known only at run time) grow
     the one large inlined half-cycle function past what the instruction cache and the register
-    allocator handle well: without unrolling random-00003 (300,000 steps) took 1.10-1.20 s
-    against 1.38-1.50 s, same tables (3 x 3 alternating processes, December 2026).  Numba
+    allocator handle well: without unrolling random-00003 (300,000 steps) took 1.13-1.32 s
+    against 1.36-1.54 s, same tables (3 x 3 runs in alternating processes, December 2026).  Numba
     reads ``config.LOOP_VECTORIZE`` and calls ``codegen.create_pass_builder`` when it builds
     its optimisation passes, so both settings hold for this compilation (the kernels it calls
     included) and are restored after; other Numba code in the process keeps its own.
