@@ -58,14 +58,21 @@ def test_two_processes_starting_together_both_simulate():
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=_env()
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
         )
         for _ in range(2)
     ]
-    outs = [p.communicate(timeout=600)[0].strip() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0]
-    assert outs[0] == outs[1] == "1"
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert outs[0][0].strip() == outs[1][0].strip() == "1"
     assert marker.exists()
+    # one of them compiled, and said so; the other waited for it
+    said = ["compiling the kMC kernels" in err for _, err in outs]
+    assert sorted(said) == [False, True], [e for _, e in outs]
 
 
 def test_seilab_warmup_command_reports_the_cache():

@@ -95,6 +95,13 @@ def ensure_compiled(exercise: Callable[[], None]) -> float:
             return 0.0
         with _file_lock(cache_dir() / "seilab-compile.lock"):
             if not marker.exists():  # not compiled by the process we waited for
+                # the one wait of this length a user meets without a progress bar: say why
+                print(
+                    "seilab: compiling the kMC kernels for this installation, once "
+                    "(about 20 s; `seilab warmup` does it ahead of time)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 exercise()
                 marker.touch()
     except OSError:
