@@ -104,6 +104,29 @@ def test_load_dataset_joins_parameters(tiny_campaign: Path):
     assert merged == dict(zip(man["run_id"], man["seed"], strict=True))
 
 
+def test_load_dataset_reads_with_the_system_allocator_then_restores_the_default(
+    tiny_campaign: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from seilab.campaign import store
+
+    seen = []
+    real = store._read_dataset
+
+    def spy(*a):
+        seen.append(pa.default_memory_pool().backend_name)
+        return real(*a)
+
+    before = pa.default_memory_pool().backend_name
+    monkeypatch.setattr(store, "_read_dataset", spy)
+    assert len(load_dataset(tiny_campaign)) == 4 * TINY_CYCLES
+    assert seen == ["system"] and pa.default_memory_pool().backend_name == before
+    # also when loading fails
+    monkeypatch.setattr(store, "_read_dataset", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        load_dataset(tiny_campaign)
+    assert pa.default_memory_pool().backend_name == before
+
+
 def test_failing_runs_recorded_batch_goes_on(tmp_path: Path):
     sets = tmp_path / "sets.toml"
     sets.write_text(
