@@ -339,7 +339,9 @@ print(json.dumps({"machine_kernel_ref_s": best}))
 
 
 def bench_machine(env: dict) -> dict:
-    """A fixed workload that no seilab change touches (Python loop + NumPy sort, best of 3).
+    """Fixed workloads that no seilab change touches, best of 3 each: a Python loop + NumPy
+    sort (``machine_ref_s``) and a compiled loop shaped like the hop path
+    (``machine_kernel_ref_s``).
 
     Shared machines change speed from day to day: a figure's ratio against stored figures
     means something only next to this one's ratio.

@@ -107,9 +107,11 @@ def _system_allocator():
 
     Loading a campaign reads thousands of small tables, merges them and converts the result;
     Arrow's default mimalloc pool keeps much of what is freed on the way.  A 10,000-run
-    campaign (1.26 GB loaded frame) peaked at 1.86-2.10 GB with it and 1.57-1.58 GB with the
+    campaign (1.26 GB loaded frame) peaked at 1.71-2.12 GB with it and 1.57-1.58 GB with the
     system allocator, loading 3-5 % slower (benchmarks/run_all.py, December 2026).  Buffers
     remember their pool, so those made here are freed correctly after the default returns.
+    The default is process-wide: Arrow work in other threads meanwhile uses the system
+    allocator too (harmless), and two loads in parallel threads could leave it set.
     """
     before = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
